@@ -1,0 +1,57 @@
+"""The `Source` interface and the error taxonomy every source failure is mapped to.
+
+A source is polled from a worker thread (console/polling.py): `fetch()` blocks, does its own
+network I/O and parsing, and returns typed updates or raises `SourceError`. Errors carry plain
+words for the operator and never a secret (tokens are kept out of messages by construction:
+messages are built from the status code, the host and the server's error text only).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol, runtime_checkable
+
+from console.model import Update
+
+
+class ErrorKind(enum.Enum):
+    UNREACHABLE = "unreachable"  # connection refused, DNS, TLS handshake
+    TIMEOUT = "timeout"
+    HTTP = "http error"  # 5xx, 404, ...
+    AUTH = "auth"  # 401/403, slurmrestd's 500 for a bad/expired token
+    BAD_PAYLOAD = "bad payload"  # HTML from a proxy, truncated JSON, wrong shape
+    QUERY = "query error"  # Prometheus status:error with errorType
+    CONFIG = "config"  # missing secret, bad URL
+    INTERNAL = "internal"  # a bug of ours: still shown, never a crash
+
+
+class SourceError(Exception):
+    """A classified failure of one fetch. ``message`` is what the operator reads."""
+
+    def __init__(self, kind: ErrorKind, message: str, *, status: int | None = None,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+    def __repr__(self) -> str:
+        return f"SourceError({self.kind.value}: {self.message})"
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A pollable data source. Lives in one poller worker thread; not thread-safe itself."""
+
+    name: str
+    kind: str  # "telemetry" | "scheduler" | "alerts" | "simulator"
+    interval_s: float
+
+    def fetch(self) -> list[Update]:
+        """Fetch and parse once. Blocks; raises SourceError on any failure."""
+        ...
+
+    def close(self) -> None:
+        """Release sessions and sockets."""
+        ...

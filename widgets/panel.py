@@ -1,0 +1,88 @@
+"""The base of every dashboard panel: keep the newest Frame, redraw on a timer, skip when hidden.
+
+Lives in the GUI thread. Frames arrive at the data rate through `widgets/bridge.py`; painting is
+driven by the panel's own redraw timer and only happens when a new frame arrived (dirty flag) and
+the panel is visible (PyDM's pattern, STYLE.md). Subclasses implement `render(frame)`, which must
+update existing items in place rather than rebuild them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtWidgets import QWidget
+
+from console.model import Frame
+
+
+class Navigator(QObject):
+    """Drill-down requests, emitted by any panel and served by the main window.
+
+    Decouples panels from each other: a click on an alert asks for "node n0123" without knowing
+    which panel or window shows nodes.
+    """
+
+    tenant_requested = Signal(str)  # Slurm account
+    node_requested = Signal(str)  # node name
+    gpu_requested = Signal(str, int)  # node name, local GPU index
+    job_requested = Signal(int)  # job id
+    rack_requested = Signal(str)  # rack name
+
+
+@dataclass
+class PanelContext:
+    """What every panel may use besides frames: navigation and operator actions.
+
+    `actions` is a `console.actions.Actions` (or None when actions are unavailable, e.g. in
+    presentation mode); panels call it and get results back through its callbacks.
+    """
+
+    navigator: Navigator = field(default_factory=Navigator)
+    actions: Any = None
+    operator: str = "operator"
+
+
+class Panel(QWidget):
+    """A dashboard panel. Subclasses set `title` and implement `render`.
+
+    `redraw_ms` caps the paint rate independently of the poll rate. `render_now()` forces one
+    render (used by the snapshot command and tests, which must not wait for a timer).
+    """
+
+    title: str = "Panel"
+    redraw_ms: int = 250
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._frame: Frame | None = None
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(self.redraw_ms)
+        self._timer.timeout.connect(self._on_redraw_timer)
+        self._timer.start()
+
+    @property
+    def frame(self) -> Frame | None:
+        return self._frame
+
+    @Slot(object)
+    def show_frame(self, frame: Frame) -> None:
+        """Accept a new frame; cheap, so it can be called at the data rate."""
+        self._frame = frame
+        self._dirty = True
+
+    def render_now(self) -> None:
+        if self._frame is not None:
+            self.render(self._frame)
+            self._dirty = False
+
+    @Slot()
+    def _on_redraw_timer(self) -> None:
+        if self._dirty and self.isVisible() and self._frame is not None:
+            self._dirty = False
+            self.render(self._frame)
+
+    def render(self, frame: Frame) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
