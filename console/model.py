@@ -595,6 +595,9 @@ class Frame:
     data_time: Mapping[str, float | None]
     stale_after_s: Mapping[str, float]
     simulated: bool = False
+    #: "Now" on the data's own clock (the simulator's clock runs faster under --speed):
+    #: use it, not ``time``, for wait and run times of jobs.
+    data_now: float = 0.0
 
     def age_s(self, kind: str) -> float | None:
         t = self.data_time.get(kind)

@@ -1,0 +1,255 @@
+"""The ``aisc-console`` command: the GUI, and the headless ``status``, ``snapshot`` and ``login``.
+
+Qt is imported only by the GUI and snapshot paths, so ``status`` runs on a server with no display
+and no Qt libraries loaded. Exit codes: 0 fine, 1 a source is failing (``status``), 2 bad usage
+or configuration, 3 a secret could not be stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from console.config import ConfigError, Settings, SimSettings, demo_settings, find_config, load_settings
+from console.model import Frame, SourceState
+
+EXIT_OK, EXIT_SOURCE_FAILING, EXIT_USAGE, EXIT_SECRET = 0, 1, 2, 3
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    g = p.add_argument_group("data")
+    g.add_argument("--config", metavar="FILE", help="settings file (TOML); default: "
+                   "$AISC_CONSOLE_CONFIG, then ~/.config/aisc-console/config.toml, "
+                   "else the simulated cluster")
+    g.add_argument("--cluster", metavar="NAME", help="which configured cluster to show")
+    g.add_argument("--demo", action="store_true", help="use the simulated cluster even when a config exists")
+    g.add_argument("--seed", type=int, help="simulator seed (default 7)")
+    g.add_argument("--nodes", type=int, help="simulated nodes of 8 GPUs (default 384; up to 4096)")
+    g.add_argument("--speed", type=float, help="simulator time warp, e.g. 60 = an hour a minute")
+    g.add_argument("--faults", choices=("default", "none", "all"), help="simulated faults")
+    g.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    p = argparse.ArgumentParser(prog="aisc-console", parents=[common],
+                                description="Operations console for AI supercomputing centres.")
+    p.add_argument("--font-scale", type=float, default=None, help="text size factor for wall screens")
+    p.add_argument("--fullscreen", action="store_true", help="start full screen")
+    p.add_argument("--presentation", action="store_true",
+                   help="public-safe full-screen presentation mode (no tenant or user names)")
+    sub = p.add_subparsers(dest="command")
+    st = sub.add_parser("status", parents=[common], help="print the headline figures and exit")
+    st.add_argument("--json", action="store_true", help="machine-readable output (a stable contract)")
+    st.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for every source")
+    sn = sub.add_parser("snapshot", parents=[common], help="render the dashboard to a PNG, off-screen")
+    sn.add_argument("--out", required=True, metavar="FILE.png")
+    sn.add_argument("--after", type=float, default=0.0, metavar="SECONDS",
+                    help="let the console run this long before rendering")
+    sn.add_argument("--size", default="1920x1080", metavar="WxH")
+    sn.add_argument("--font-scale", type=float, default=None)
+    sn.add_argument("--timeout", type=float, default=30.0)
+    lg = sub.add_parser("login", help="store an endpoint's token or password in the OS keyring")
+    lg.add_argument("cluster")
+    lg.add_argument("endpoint", choices=("prometheus", "alertmanager", "slurm"))
+    lg.add_argument("--stdin", action="store_true", help="read the secret from standard input")
+    return p
+
+
+def resolve_settings(args: argparse.Namespace) -> Settings:
+    """The settings a command runs with: a config file, or the simulated cluster."""
+    sim_opts = {k: getattr(args, k) for k in ("seed", "nodes", "speed", "faults") if hasattr(args, k)}
+    path = None if getattr(args, "demo", False) else find_config(getattr(args, "config", None))
+    if path is None:
+        nodes = sim_opts.get("nodes", 384)
+        if not 1 <= nodes <= 4096:
+            raise ConfigError("--nodes must be between 1 and 4096")
+        if sim_opts.get("speed", 1.0) <= 0:
+            raise ConfigError("--speed must be positive")
+        return demo_settings(**sim_opts)
+    settings = load_settings(path)
+    if sim_opts:  # simulator options apply to simulated clusters of a config too
+        clusters = tuple(
+            replace(c, sim=replace(c.sim, **sim_opts)) if c.sim is not None else c
+            for c in settings.clusters)
+        settings = replace(settings, clusters=clusters)
+    return settings
+
+
+def status_dict(frame: Frame) -> dict[str, Any]:
+    """The documented JSON contract of ``aisc-console status --json`` (see README)."""
+    k = frame.kpis
+
+    def num(x: float) -> float | None:
+        return None if not math.isfinite(x) else round(float(x), 3)
+
+    return {
+        "schema": 1,
+        "cluster": frame.cluster,
+        "simulated": frame.simulated,
+        "time": round(frame.time, 3),
+        "installed_pf": num(k.installed_pf),
+        "available_pf": num(k.available_pf),
+        "allocated_pf": num(k.allocated_pf),
+        "busy_pf": num(k.busy_pf),
+        "delivered_pf": num(k.delivered_pf),
+        "precision": k.precision,
+        "gpus_total": k.gpus_total,
+        "gpus_available": k.gpus_available,
+        "gpus_healthy": k.gpus_healthy,
+        "gpus_allocated": k.gpus_allocated,
+        "gpus_busy": k.gpus_busy,
+        "gpus_by_health": dict(k.gpus_by_health),
+        "nodes_total": k.nodes_total,
+        "nodes_by_state": dict(k.nodes_by_state),
+        "jobs_running": k.jobs_running,
+        "jobs_pending": k.jobs_pending,
+        "gpus_pending": k.gpus_pending,
+        "alerts_firing": k.alerts_firing,
+        "alerts_by_severity": dict(k.alerts_by_severity),
+        "anomalies_open": k.anomalies_open,
+        "sources": [
+            {"name": s.name, "kind": s.kind, "state": s.state.value,
+             "age_s": None if s.age_s(frame.time) is None else round(s.age_s(frame.time), 1),
+             "latency_s": None if s.latency_s is None else round(s.latency_s, 3),
+             "error": s.error, "error_kind": s.error_kind, "detail": s.detail}
+            for s in frame.sources
+        ],
+    }
+
+
+def failing_sources(frame: Frame) -> list[str]:
+    bad = {SourceState.FAILING, SourceState.STALE, SourceState.WAITING}
+    return [s.name for s in frame.sources if s.state in bad]
+
+
+def format_status(frame: Frame) -> str:
+    k = frame.kpis
+    sev = k.alerts_by_severity
+    pct = (100.0 * k.delivered_pf / k.installed_pf) if k.installed_pf else 0.0
+    lines = [
+        f"{frame.cluster}" + ("  [SIMULATED CLUSTER]" if frame.simulated else ""),
+        f"  Delivered   {k.delivered_pf:,.0f} PF of {k.installed_pf:,.0f} PF installed "
+        f"({k.precision}), {pct:.0f} %",
+        f"  Capacity    available {k.available_pf:,.0f} PF, allocated {k.allocated_pf:,.0f} PF, "
+        f"busy {k.busy_pf:,.0f} PF",
+        f"  GPUs        {k.gpus_healthy:,} healthy, {k.gpus_allocated:,} in use, {k.gpus_total:,} total",
+        f"  Jobs        {k.jobs_running:,} running, {k.jobs_pending:,} pending "
+        f"({k.gpus_pending:,} GPUs waiting)",
+        f"  Alerts      {sev.get('critical', 0)} critical, {sev.get('warning', 0)} warning, "
+        f"{sev.get('info', 0)} info firing; {k.anomalies_open} anomalies open",
+        "  Sources",
+    ]
+    for s in frame.sources:
+        age = s.age_s(frame.time)
+        age_txt = "no data yet" if age is None else f"data {age:.0f} s old"
+        err = f": {s.error}" if s.error else ""
+        lines.append(f"    {s.name:<14} {s.state.value:<8} {age_txt}{err}")
+    return "\n".join(lines)
+
+
+def _engine(settings: Settings, args: argparse.Namespace):
+    from console.engine import Engine
+    from console.secrets import default_resolver
+
+    return Engine(settings, cluster=getattr(args, "cluster", None), secrets=default_resolver())
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings, args)
+    with engine:
+        frame = engine.wait_ready(timeout=args.timeout)
+    if args.json:
+        print(json.dumps(status_dict(frame), indent=2))
+    else:
+        print(format_status(frame))
+    return EXIT_SOURCE_FAILING if failing_sources(frame) else EXIT_OK
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size must look like 1920x1080, not {text!r}") from None
+    if not (320 <= w <= 7680 and 240 <= h <= 4320):
+        raise ConfigError("--size must be between 320x240 and 7680x4320")
+    return w, h
+
+
+def cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
+    size = _parse_size(args.size)
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    engine = _engine(settings, args)
+    with engine:
+        frame = engine.wait_ready(timeout=args.timeout)
+        end = time.monotonic() + max(0.0, args.after)
+        while time.monotonic() < end:
+            frame = engine.wait_frames(1, timeout=max(1.0, end - time.monotonic() + 5))
+    from widgets.snapshot import render_snapshot
+
+    font_scale = args.font_scale or settings.ui.font_scale
+    out = render_snapshot(frame, args.out, size=size, font_scale=font_scale)
+    print(f"wrote {out} ({size[0]}x{size[1]})")
+    return EXIT_OK
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from console.secrets import KeyringSecretStore, SecretError, entry_name, env_var_name
+
+    secret = sys.stdin.readline().rstrip("\n") if args.stdin else getpass.getpass(
+        f"Token or password for {args.cluster}/{args.endpoint}: ")
+    if not secret:
+        print("nothing stored: the secret was empty", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        KeyringSecretStore().set(entry_name(args.cluster, args.endpoint), secret)
+    except SecretError as e:
+        print(f"could not store the secret: {e}.\nOn a headless server, set "
+              f"{env_var_name(args.cluster, args.endpoint)} in the console's environment instead.",
+              file=sys.stderr)
+        return EXIT_SECRET
+    print(f"stored in the OS keyring as {entry_name(args.cluster, args.endpoint)!r} "
+          f"(service 'aisc-console')")
+    return EXIT_OK
+
+
+def cmd_gui(args: argparse.Namespace, settings: Settings) -> int:
+    from widgets.app import run_gui
+
+    engine = _engine(settings, args)
+    return run_gui(engine, font_scale=args.font_scale or settings.ui.font_scale,
+                   fullscreen=args.fullscreen or args.presentation, presentation=args.presentation)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "login":
+        return cmd_login(args)
+    try:
+        settings = resolve_settings(args)
+        if args.command == "status":
+            return cmd_status(args, settings)
+        if args.command == "snapshot":
+            return cmd_snapshot(args, settings)
+        return cmd_gui(args, settings)
+    except ConfigError as e:
+        print(f"aisc-console: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Settings: typed, loaded from TOML over the shipped defaults, with a schema version.
+
+Where the console looks: ``--config FILE``, else ``$AISC_CONSOLE_CONFIG``, else the user's config
+folder (``$XDG_CONFIG_HOME/aisc-console/config.toml``), else the embedded simulated cluster. The
+file never holds a secret: an endpoint names the keyring entry (or environment variable) its
+token or password lives in (see console/secrets.py). Unknown keys are errors, reported with the
+key's path, because a misspelt key silently ignored is an outage waiting to happen.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from console.peaks import DEFAULT_MODEL, PRECISIONS
+
+SCHEMA_VERSION = 1
+AUTH_KINDS = ("none", "bearer", "basic", "slurm_jwt")
+TENANT_KINDS = ("university", "research institute", "company", "other")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the person editing the file."""
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    url: str
+    interval_s: float = 10.0
+    timeout_s: float = 5.0
+    verify: bool | str = True  # True, False, or a CA bundle path
+    client_cert: str | None = None  # PEM path (cert + key) or "cert.pem:key.pem"
+    auth: str = "none"
+    user: str | None = None  # basic user, or the Slurm user name for JWT
+    secret: str | None = None  # keyring entry name; default "<cluster>/<endpoint>"
+
+
+@dataclass(frozen=True)
+class PrometheusSettings(EndpointSettings):
+    node_label: str = "auto"  # "auto" accepts Hostname and hostname
+    gpu_label: str = "gpu"
+    rack_label: str | None = None
+    job_label: str = "hpc_job"
+    exporter_job: str | None = None  # the scrape job of dcgm-exporter, for `up`
+    metrics: Mapping[str, str] = field(default_factory=dict)  # console key -> metric name
+
+
+@dataclass(frozen=True)
+class AlertmanagerSettings(EndpointSettings):
+    urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlurmSettings(EndpointSettings):
+    api_version: str | None = None  # None = detect
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    account: str
+    display: str
+    kind: str = "other"
+    subsidy: float = 0.0
+    price_per_gpu_hour: float = 0.0
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    seed: int = 7
+    nodes: int = 384
+    speed: float = 1.0
+    faults: str = "default"
+    interval_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    name: str
+    precision: str = "bf16_dense"
+    gpu_model: str = DEFAULT_MODEL
+    peaks: Mapping[str, float] = field(default_factory=dict)  # model substring -> TFLOPS override
+    racks: Mapping[str, str] = field(default_factory=dict)  # rack -> hostlist expression
+    nominal_pf: float | None = None
+    busy_threshold_pct: float = 5.0
+    default_price_per_gpu_hour: float = 0.0
+    tenants: tuple[TenantSettings, ...] = ()
+    prometheus: PrometheusSettings | None = None
+    alertmanager: AlertmanagerSettings | None = None
+    slurm: SlurmSettings | None = None
+    sim: SimSettings | None = None
+
+    @property
+    def simulated(self) -> bool:
+        return self.sim is not None
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    font_scale: float = 1.0
+    theme: str = "dark"
+
+
+@dataclass(frozen=True)
+class Settings:
+    clusters: tuple[ClusterSettings, ...]
+    ui: UiSettings = UiSettings()
+    history_hours: float = 168.0
+    source_path: str | None = None
+
+    def cluster(self, name: str | None = None) -> ClusterSettings:
+        if name is None:
+            return self.clusters[0]
+        for c in self.clusters:
+            if c.name == name:
+                return c
+        raise ConfigError(f"no cluster named {name!r}; configured: "
+                          + ", ".join(c.name for c in self.clusters))
+
+
+def demo_settings(seed: int = 7, nodes: int = 384, speed: float = 1.0,
+                  faults: str = "default") -> Settings:
+    """The embedded default: one simulated 3,000 PF-class centre."""
+    return Settings(clusters=(ClusterSettings(
+        name="Simulated AISC", sim=SimSettings(seed=seed, nodes=nodes, speed=speed, faults=faults)),))
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "aisc-console" / "config.toml"
+
+
+def find_config(explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("AISC_CONSOLE_CONFIG")
+    if env:
+        return Path(env)
+    p = default_config_path()
+    return p if p.exists() else None
+
+
+def load_settings(path: str | Path) -> Settings:
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    return replace(parse_settings(raw), source_path=str(p))
+
+
+def parse_settings(raw: Mapping[str, Any]) -> Settings:
+    r = _Reader(raw, "")
+    version = r.get("schema_version", int, SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ConfigError(f"schema_version {version} is not supported (this console reads "
+                          f"{SCHEMA_VERSION})")
+    clusters = tuple(_cluster(_Reader(c, f"clusters[{i}]"))
+                     for i, c in enumerate(r.get("clusters", list, [])))
+    ui_raw = r.get("ui", dict, {})
+    ui_r = _Reader(ui_raw, "ui")
+    ui = UiSettings(font_scale=ui_r.get("font_scale", float, 1.0),
+                    theme=ui_r.get("theme", str, "dark"))
+    ui_r.done()
+    history_hours = r.get("history_hours", float, 168.0)
+    r.done()
+    if not clusters:
+        raise ConfigError("no [[clusters]] configured")
+    names = [c.name for c in clusters]
+    if len(set(names)) != len(names):
+        raise ConfigError("cluster names must be unique")
+    return Settings(clusters=clusters, ui=ui, history_hours=history_hours)
+
+
+class _Reader:
+    """Typed access to one TOML table that remembers which keys were used."""
+
+    def __init__(self, table: Any, path: str) -> None:
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{path or 'top level'}: expected a table")
+        self.table = table
+        self.path = path
+        self.used: set[str] = set()
+
+    def get(self, key: str, typ: type, default: Any = ...) -> Any:
+        self.used.add(key)
+        where = f"{self.path}.{key}" if self.path else key
+        if key not in self.table:
+            if default is ...:
+                raise ConfigError(f"{where}: required")
+            return default
+        v = self.table[key]
+        if typ is float and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if not isinstance(v, typ) or (typ is not bool and isinstance(v, bool)):
+            raise ConfigError(f"{where}: expected {typ.__name__}, got {type(v).__name__}")
+        return v
+
+    def done(self) -> None:
+        extra = set(self.table) - self.used
+        if extra:
+            where = self.path or "top level"
+            raise ConfigError(f"{where}: unknown key(s): {', '.join(sorted(extra))}")
+
+
+def _endpoint_common(r: _Reader, url_required: bool = True) -> dict[str, Any]:
+    verify: Any = r.table.get("verify", True)
+    r.used.add("verify")
+    if not isinstance(verify, (bool, str)):
+        raise ConfigError(f"{r.path}.verify: true, false or a CA bundle path")
+    auth = r.get("auth", str, "none")
+    if auth not in AUTH_KINDS:
+        raise ConfigError(f"{r.path}.auth: one of {', '.join(AUTH_KINDS)}")
+    out = dict(
+        url=r.get("url", str) if url_required else r.get("url", str, ""),
+        interval_s=r.get("interval_s", float, 10.0),
+        timeout_s=r.get("timeout_s", float, 5.0),
+        verify=verify,
+        client_cert=r.get("client_cert", str, None),
+        auth=auth,
+        user=r.get("user", str, None),
+        secret=r.get("secret", str, None),
+    )
+    if out["url"] and not str(out["url"]).startswith(("http://", "https://")):
+        raise ConfigError(f"{r.path}.url: must start with http:// or https://")
+    if out["interval_s"] <= 0 or out["timeout_s"] <= 0:
+        raise ConfigError(f"{r.path}: interval_s and timeout_s must be positive")
+    if auth == "slurm_jwt" and not out["user"]:
+        raise ConfigError(f"{r.path}.user: the Slurm user name is required with auth = \"slurm_jwt\"")
+    if "token" in r.table or "password" in r.table:
+        raise ConfigError(f"{r.path}: secrets do not belong in the config file; store them with "
+                          "`aisc-console login CLUSTER ENDPOINT` (or an AISC_SECRET_* variable)")
+    return out
+
+
+def _cluster(r: _Reader) -> ClusterSettings:
+    name = r.get("name", str)
+    precision = r.get("precision", str, "bf16_dense")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{r.path}.precision: one of {', '.join(PRECISIONS)}")
+    tenants = []
+    for i, t in enumerate(r.get("tenants", list, [])):
+        tr = _Reader(t, f"{r.path}.tenants[{i}]")
+        kind = tr.get("kind", str, "other")
+        if kind not in TENANT_KINDS:
+            raise ConfigError(f"{tr.path}.kind: one of {', '.join(TENANT_KINDS)}")
+        subsidy = tr.get("subsidy", float, 0.0)
+        if not 0.0 <= subsidy <= 0.7:
+            raise ConfigError(f"{tr.path}.subsidy: between 0 and 0.7 (70 %)")
+        account = tr.get("account", str)
+        tenants.append(TenantSettings(account=account, display=tr.get("display", str, account),
+                                      kind=kind, subsidy=subsidy,
+                                      price_per_gpu_hour=tr.get("price_per_gpu_hour", float, 0.0)))
+        tr.done()
+    prom = alert = slurm = sim = None
+    if "prometheus" in r.table:
+        pr = _Reader(r.get("prometheus", dict), f"{r.path}.prometheus")
+        common = _endpoint_common(pr)
+        metrics = pr.get("metrics", dict, {})
+        prom = PrometheusSettings(**common, node_label=pr.get("node_label", str, "auto"),
+                                  gpu_label=pr.get("gpu_label", str, "gpu"),
+                                  rack_label=pr.get("rack_label", str, None),
+                                  job_label=pr.get("job_label", str, "hpc_job"),
+                                  exporter_job=pr.get("exporter_job", str, None),
+                                  metrics={str(k): str(v) for k, v in metrics.items()})
+        pr.done()
+    if "alertmanager" in r.table:
+        ar = _Reader(r.get("alertmanager", dict), f"{r.path}.alertmanager")
+        urls = tuple(ar.get("urls", list, []))
+        common = _endpoint_common(ar, url_required=not urls)
+        if not urls:
+            urls = (common["url"],)
+        common["url"] = urls[0]
+        alert = AlertmanagerSettings(**common, urls=urls)
+        ar.done()
+    if "slurm" in r.table:
+        sr = _Reader(r.get("slurm", dict), f"{r.path}.slurm")
+        common = _endpoint_common(sr)
+        slurm = SlurmSettings(**common, api_version=sr.get("api_version", str, None))
+        sr.done()
+    if "sim" in r.table:
+        sr = _Reader(r.get("sim", dict), f"{r.path}.sim")
+        sim = SimSettings(seed=sr.get("seed", int, 7), nodes=sr.get("nodes", int, 384),
+                          speed=sr.get("speed", float, 1.0), faults=sr.get("faults", str, "default"),
+                          interval_s=sr.get("interval_s", float, 2.0))
+        sr.done()
+    peaks = {str(k): float(v) for k, v in r.get("peaks", dict, {}).items()}
+    racks = {str(k): str(v) for k, v in r.get("racks", dict, {}).items()}
+    cluster = ClusterSettings(
+        name=name, precision=precision, gpu_model=r.get("gpu_model", str, DEFAULT_MODEL),
+        peaks=peaks, racks=racks, nominal_pf=r.get("nominal_pf", float, None),
+        busy_threshold_pct=r.get("busy_threshold_pct", float, 5.0),
+        default_price_per_gpu_hour=r.get("default_price_per_gpu_hour", float, 0.0),
+        tenants=tuple(tenants), prometheus=prom, alertmanager=alert, slurm=slurm, sim=sim)
+    r.done()
+    if not (prom or alert or slurm or sim):
+        raise ConfigError(f"{r.path} ({name}): configure at least one of prometheus, "
+                          "alertmanager, slurm or sim")
+    return cluster

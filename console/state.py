@@ -1,0 +1,503 @@
+"""The single writer: merges poll results into the cluster state and builds immutable frames.
+
+Only the engine thread calls `apply` and `build_frame`, so nothing here takes a lock. Everything
+per GPU is a numpy array on the topology's flat index; the topology is rebuilt (and its version
+bumped) only when the set of nodes changes. Figures follow DESIGN.md "Key definitions".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from console import health as health_mod
+from console.config import ClusterSettings, TenantSettings
+from console.history import TieredHistory
+from console.model import (ACTIVE_JOB_STATES, AVAILABLE_NODE_STATES, Alert, AlertsUpdate,
+                           Anomaly, Cause, Frame, GpuFrame, Health, History, JobState, JobTable,
+                           Kpis, NodeState, NodeTable, SchedulerUpdate, Severity, Silence,
+                           SourceState, SourceStatus, TelemetryUpdate, TenantTable, Topology,
+                           TELEMETRY_METRICS)
+from console.peaks import boost_clock_mhz, peak_tflops, precision_words
+from console.polling import PollResult
+
+log = logging.getLogger(__name__)
+
+KINDS = ("telemetry", "scheduler", "alerts")
+SERIES = ("delivered_pf", "installed_pf", "available_pf", "allocated_pf", "busy_pf",
+          "jobs_running", "jobs_pending")
+_ACTIVE = np.array(sorted(ACTIVE_JOB_STATES), np.int8)
+_AVAILABLE = np.array(sorted(AVAILABLE_NODE_STATES), np.int8)
+
+
+def natural_key(name: str) -> tuple:
+    """Sort n2 before n10."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+@dataclass
+class _SourceTrack:
+    name: str
+    kind: str
+    interval_s: float
+    last_rid: int = 0
+    last_success: float | None = None
+    last_attempt: float | None = None
+    latency_s: float | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    failures: int = 0
+    detail: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+class ClusterState:
+    """Merged view of one cluster. Lives in the engine thread."""
+
+    def __init__(self, cluster: ClusterSettings, sources: Sequence[tuple[str, str, float]],
+                 *, detector: object | None = None, extra_tenants: Sequence[TenantSettings] = (),
+                 history_raw_points: int = 2880, history_hours: float = 168.0,
+                 wall: Callable[[], float] | None = None) -> None:
+        import time as _time
+
+        self.cluster = cluster
+        self.detector = detector
+        self._wall = wall or _time.time
+        self._tracks = {n: _SourceTrack(n, k, i) for n, k, i in sources}
+        self._seq = 0
+        self._rack_of = self._expand_racks(cluster.racks)
+        # Topology and per-node data, in topology order.
+        self._node_names: tuple[str, ...] = ()
+        self._node_rack_hint: dict[str, str] = {}
+        self._node_model_hint: dict[str, str] = {}
+        self._node_gpus_hint: dict[str, int] = {}
+        self._gpus_from_telemetry: set[str] = set()
+        self._gpn = 1  # slots per node; grows to the widest node any update reports
+        self.topology = self._make_topology(0)
+        self._tel = {k: np.zeros((0, self._gpn), np.float32) for k in TELEMETRY_METRICS}
+        self._node_up = np.zeros(0, bool)
+        self._row_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._nodes = NodeTable.empty()
+        self._nodes_aligned = self._align_nodes()
+        self._jobs = JobTable.empty()
+        self._alerts: dict[str, AlertsUpdate] = {}
+        self._data_time: dict[str, float | None] = {k: None for k in KINDS}
+        self._data_now = 0.0
+        # Tenants: configured first, then the ones the simulator describes, then discovered.
+        self._tenants: list[TenantSettings] = list(cluster.tenants)
+        known = {t.account for t in self._tenants}
+        for t in extra_tenants:
+            if t.account not in known:
+                self._tenants.append(t)
+                known.add(t.account)
+        self._tenant_index = {t.account: i for i, t in enumerate(self._tenants)}
+        coarse = max(60, int(history_hours * 60))
+        self._history = TieredHistory(len(SERIES), raw_capacity=history_raw_points,
+                                      coarse_capacity=coarse)
+        self._tenant_pf = TieredHistory(len(self._tenants), raw_capacity=history_raw_points,
+                                        coarse_capacity=coarse)
+        self._tenant_gpus = TieredHistory(len(self._tenants), raw_capacity=history_raw_points,
+                                          coarse_capacity=coarse)
+        self.anomalies: tuple[Anomaly, ...] = ()
+        self.causes: tuple[Cause, ...] = ()
+        self.detector_error: str | None = None
+
+    # ------------------------------------------------------------------ merging
+
+    def apply(self, result: PollResult) -> bool:
+        """Merge one poll result; False if it was dropped (late or from an unknown source)."""
+        tr = self._tracks.get(result.source)
+        if tr is None or result.request_id <= tr.last_rid:
+            return False
+        tr.last_rid = result.request_id
+        tr.last_attempt = result.fetched_at
+        tr.latency_s = result.latency_s
+        if result.error is not None:
+            tr.failures += 1
+            tr.error = result.error.message
+            tr.error_kind = result.error.kind.value
+            return True
+        tr.failures = 0
+        tr.error = tr.error_kind = None
+        tr.last_success = result.fetched_at
+        warnings: list[str] = []
+        for u in result.updates:
+            warnings.extend(getattr(u, "warnings", ()))
+            if isinstance(u, TelemetryUpdate):
+                self._apply_telemetry(u)
+                self._data_time["telemetry"] = result.fetched_at
+            elif isinstance(u, SchedulerUpdate):
+                self._apply_scheduler(u)
+                self._data_time["scheduler"] = result.fetched_at
+                if u.api_version:
+                    tr.detail = f"Slurm REST API {u.api_version}"
+            elif isinstance(u, AlertsUpdate):
+                self._alerts[result.source] = u
+                self._data_time["alerts"] = result.fetched_at
+            self._data_now = max(self._data_now, float(getattr(u, "time", 0.0)))
+        tr.warnings = tuple(dict.fromkeys(warnings))
+        return True
+
+    def _apply_telemetry(self, u: TelemetryUpdate) -> None:
+        hints_changed = False
+        for i, n in enumerate(u.nodes):
+            if n not in self._node_gpus_hint:
+                self._node_gpus_hint[n] = u.gpus_per_node
+                self._gpus_from_telemetry.add(n)
+                hints_changed = True
+            if u.node_rack and u.node_rack[i]:
+                self._node_rack_hint[n] = u.node_rack[i]
+            if u.node_model and u.node_model[i]:
+                self._node_model_hint[n] = u.node_model[i]
+        self._ensure_nodes(u.nodes, u.gpus_per_node, force=hints_changed)
+        rows = self._rows_for(u.nodes)
+        n, gpn = self.topology.n_nodes, self._gpn
+        for key in TELEMETRY_METRICS:
+            arr = np.full((n, gpn), np.nan, np.float32)
+            src = u.metrics.get(key)
+            if src is not None and len(u.nodes):
+                arr[rows, : src.shape[1]] = src
+            self._tel[key] = arr
+        up = np.zeros(n, bool)
+        up[rows] = u.node_up
+        self._node_up = up
+        # An unreachable exporter's GPUs are "no data", whatever stale numbers it sent last.
+        if (~up).any():
+            for key in TELEMETRY_METRICS:
+                self._tel[key][~up] = np.nan
+
+    def _apply_scheduler(self, u: SchedulerUpdate) -> None:
+        if u.nodes is not None:
+            hints_changed = False
+            for name, g in zip(u.nodes.names, u.nodes.gpus):
+                # The scheduler's GPU count wins over the telemetry's column count.
+                if g > 0 and (self._node_gpus_hint.get(name) != int(g) or name in self._gpus_from_telemetry):
+                    self._node_gpus_hint[name] = int(g)
+                    self._gpus_from_telemetry.discard(name)
+                    hints_changed = True
+            self._nodes = u.nodes
+            self._ensure_nodes(u.nodes.names, max([self._gpn, *map(int, u.nodes.gpus)]),
+                               force=hints_changed)
+            self._nodes_aligned = self._align_nodes()
+        if u.jobs is not None:
+            self._jobs = u.jobs
+            for acc in u.jobs.accounts:
+                if acc and acc not in self._tenant_index:
+                    self._tenant_index[acc] = len(self._tenants)
+                    self._tenants.append(TenantSettings(
+                        account=acc, display=acc, kind="other",
+                        price_per_gpu_hour=self.cluster.default_price_per_gpu_hour))
+
+    # ------------------------------------------------------------------ topology
+
+    @staticmethod
+    def _expand_racks(racks: dict[str, str] | object) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if not racks:
+            return out
+        from console.hostlist import expand
+
+        for rack, expr in dict(racks).items():  # type: ignore[arg-type]
+            for n in expand(expr):
+                out[n] = rack
+        return out
+
+    def _ensure_nodes(self, names: Sequence[str], gpn: int, force: bool = False) -> None:
+        known = set(self._node_names)
+        new = [n for n in names if n not in known]
+        if not new and gpn <= self._gpn and not force:
+            return
+        old_names, old_gpn = self._node_names, self._gpn
+        self._gpn = max(self._gpn, gpn)
+        rack_of = lambda n: self._rack_of.get(n) or self._node_rack_hint.get(n) or "unracked"
+        merged = sorted(set(old_names) | set(new), key=lambda n: (natural_key(rack_of(n)), natural_key(n)))
+        self._node_names = tuple(merged)
+        self.topology = self._make_topology(self.topology.version + 1)
+        # Re-lay existing per-node arrays onto the new order.
+        idx = {n: i for i, n in enumerate(merged)}
+        old_rows = np.array([idx[n] for n in old_names], np.int64)
+        for key, arr in self._tel.items():
+            fresh = np.full((len(merged), self._gpn), np.nan, np.float32)
+            if len(old_names):
+                fresh[old_rows, :old_gpn] = arr
+            self._tel[key] = fresh
+        up = np.zeros(len(merged), bool)
+        if len(old_names):
+            up[old_rows] = self._node_up
+        self._node_up = up
+        self._row_cache.clear()
+        self._nodes_aligned = self._align_nodes()
+
+    def _make_topology(self, version: int) -> Topology:
+        names = self._node_names
+        rack_names: list[str] = []
+        rack_idx: dict[str, int] = {}
+        node_rack = np.zeros(len(names), np.int32)
+        models, counts = [], np.zeros(len(names), np.int16)
+        for i, n in enumerate(names):
+            r = self._rack_of.get(n) or self._node_rack_hint.get(n) or "unracked"
+            node_rack[i] = rack_idx.setdefault(r, len(rack_names))
+            if node_rack[i] == len(rack_names):
+                rack_names.append(r)
+            models.append(self._node_model_hint.get(n) or self.cluster.gpu_model)
+            counts[i] = min(self._node_gpus_hint.get(n, self._gpn), self._gpn)
+        gpn = self._gpn
+        exists = (np.arange(gpn)[None, :] < counts[:, None]).reshape(-1)
+        per_model_peak = {m: peak_tflops(m, self.cluster.precision, self.cluster.peaks) for m in set(models)}
+        per_model_clock = {m: boost_clock_mhz(m) for m in set(models)}
+        peak = np.repeat(np.array([per_model_peak[m] for m in models], np.float32), gpn)
+        clock = np.repeat(np.array([per_model_clock[m] for m in models], np.float32), gpn)
+        peak[~exists] = 0.0
+        return Topology(node_names=names, node_rack=node_rack, rack_names=tuple(rack_names),
+                        gpus_per_node=gpn, node_gpu_count=counts, node_model=tuple(models),
+                        gpu_peak_tflops=peak, gpu_max_clock_mhz=clock,
+                        precision=precision_words(self.cluster.precision), version=version)
+
+    def _rows_for(self, names: tuple[str, ...]) -> np.ndarray:
+        rows = self._row_cache.get(names)
+        if rows is None:
+            idx = self.topology.node_index()
+            rows = np.array([idx[n] for n in names], np.int64)
+            self._row_cache = {names: rows}
+        return rows
+
+    def _align_nodes(self) -> NodeTable:
+        """The scheduler's node table re-ordered onto the topology (unknown = UNKNOWN, known=False)."""
+        n = self.topology.n_nodes
+        src = self._nodes
+        pos = {name: i for i, name in enumerate(src.names)}
+        take = np.array([pos.get(name, -1) for name in self.topology.node_names], np.int64)
+        have = take >= 0
+        t = np.where(have, take, 0)
+        def pick(arr: np.ndarray, fill, dtype) -> np.ndarray:
+            out = np.full(n, fill, dtype)
+            if len(src):
+                out[have] = arr[t[have]]
+            return out
+        self._node_known = have
+        return NodeTable(
+            names=self.topology.node_names,
+            state=pick(src.state, NodeState.UNKNOWN, np.int8),
+            responding=pick(src.responding, True, bool),
+            reason=tuple(src.reason[i] if ok else "" for i, ok in zip(t, have)),
+            gpus=pick(src.gpus, 0, np.int16),
+            gpus_alloc=pick(src.gpus_alloc, 0, np.int16),
+            partitions=tuple(src.partitions[i] if ok else () for i, ok in zip(t, have)),
+        )
+
+    # ------------------------------------------------------------------ frames
+
+    def build_frame(self, now: float | None = None, *, analyse: bool = True) -> Frame:
+        """A consistent frame of everything; ``analyse`` False reuses the last anomalies (no new data)."""
+        now = self._wall() if now is None else now
+        self._seq += 1
+        topo = self.topology
+        gpn, n_gpus = topo.gpus_per_node, topo.n_gpus
+        exists = topo.gpu_exists()
+        tel = {k: v.reshape(-1) for k, v in self._tel.items()}
+        statuses = self._statuses(now)
+        stale_after = self._stale_after()
+        tel_age = None if self._data_time["telemetry"] is None else now - self._data_time["telemetry"]
+        tel_fresh = tel_age is not None and tel_age <= stale_after["telemetry"]
+        nodes = self._nodes_aligned
+        node_known = getattr(self, "_node_known", np.zeros(topo.n_nodes, bool))
+
+        # GPU -> job join, from the scheduler's allocation coordinates.
+        jobs = self._jobs
+        job_row = np.full(n_gpus, -1, np.int32)
+        if len(jobs.alloc_job):
+            idx = topo.node_index()
+            node_rows = np.array([idx.get(n, -1) for n in jobs.alloc_node_names], np.int64)
+            r = node_rows[jobs.alloc_node]
+            ok = (r >= 0) & (jobs.alloc_gpu < gpn)
+            g = r[ok] * gpn + jobs.alloc_gpu[ok]
+            active = np.isin(jobs.state[jobs.alloc_job[ok]], _ACTIVE)
+            job_row[g[active]] = jobs.alloc_job[ok][active]
+        has_job = job_row >= 0
+        job_id = np.zeros(n_gpus, np.int64)
+        job_id[has_job] = jobs.job_id[job_row[has_job]]
+        acc_to_tenant = np.array([self._tenant_index.get(a, -1) for a in jobs.accounts] or [-1], np.int16)
+        tenant = np.full(n_gpus, -1, np.int16)
+        tenant[has_job] = acc_to_tenant[jobs.account[job_row[has_job]]]
+
+        # Delivered throughput: tensor activity x clock correction x peak (FACTS.md 1.4).
+        with np.errstate(invalid="ignore", divide="ignore"):
+            clock_factor = np.where(
+                np.isfinite(tel["sm_clock"]) & (topo.gpu_max_clock_mhz > 0),
+                np.clip(tel["sm_clock"] / np.where(topo.gpu_max_clock_mhz > 0, topo.gpu_max_clock_mhz, 1), 0, 1), 1.0)
+            delivered = np.nan_to_num(tel["tensor"], nan=0.0) * clock_factor * topo.gpu_peak_tflops
+        if not tel_fresh:
+            delivered = np.zeros_like(delivered)
+        delivered = delivered.astype(np.float32)
+
+        health = health_mod.gpu_health(
+            util=tel["util"], temp=tel["temp"], power=tel["power"], xid=tel["xid"],
+            ecc_dbe=tel["ecc_dbe"], nvlink_crc=tel["nvlink_crc"], throttle=tel["throttle"],
+            node_state=nodes.state, node_responding=nodes.responding, node_known=node_known,
+            telemetry_fresh=tel_fresh, exists=exists, gpus_per_node=gpn)
+
+        node_avail = np.isin(nodes.state, _AVAILABLE) & nodes.responding & node_known
+        gpu_avail = np.repeat(node_avail, gpn) & exists & (health != Health.FAILED)
+        busy = has_job & (np.nan_to_num(tel["util"], nan=0.0) >= self.cluster.busy_threshold_pct)
+        peak = topo.gpu_peak_tflops.astype(np.float64)
+        pf = lambda mask: float(peak[mask].sum()) / 1000.0
+
+        js = jobs.state
+        running = np.isin(js, _ACTIVE)
+        pending = js == JobState.PENDING
+        alerts, silences = self._merged_alerts()
+        firing = [a for a in alerts if a.state == "firing"]
+        sev_counts = {s.name.lower(): sum(1 for a in firing if a.severity == s) for s in Severity}
+        health_counts = np.bincount(health[exists].astype(np.intp), minlength=len(Health))
+        state_counts = np.bincount(nodes.state.astype(np.intp)[node_known], minlength=len(NodeState))
+        kpis = Kpis(
+            installed_pf=pf(exists), available_pf=pf(gpu_avail), allocated_pf=pf(has_job),
+            busy_pf=pf(busy), delivered_pf=float(delivered.sum(dtype=np.float64)) / 1000.0,
+            precision=topo.precision,
+            gpus_total=int(exists.sum()), gpus_available=int(gpu_avail.sum()),
+            gpus_healthy=int(health_counts[Health.OK]), gpus_allocated=int(has_job.sum()),
+            gpus_busy=int(busy.sum()),
+            gpus_by_health={h.name.lower(): int(health_counts[h]) for h in Health},
+            nodes_total=topo.n_nodes,
+            nodes_by_state={s.name: int(state_counts[s]) for s in NodeState if state_counts[s]},
+            jobs_running=int(running.sum()), jobs_pending=int(pending.sum()),
+            gpus_pending=int(jobs.gpus[pending].sum()),
+            alerts_firing=len(firing), alerts_by_severity=sev_counts,
+            anomalies_open=sum(1 for a in self.anomalies if a.ended_at is None),
+        )
+
+        tenants = self._tenant_table(jobs, running, pending, tenant, has_job, delivered, peak,
+                                     int(exists.sum()))
+        data_t = self._data_now or now
+        self._history.append(data_t, np.array(
+            [kpis.delivered_pf, kpis.installed_pf, kpis.available_pf, kpis.allocated_pf,
+             kpis.busy_pf, kpis.jobs_running, kpis.jobs_pending], np.float32))
+        self._tenant_pf.append(data_t, tenants.delivered_pf)
+        self._tenant_gpus.append(data_t, tenants.gpus_in_use.astype(np.float32))
+        ht, hv = self._history.window()
+        _, tpf = self._tenant_pf.window()
+        _, tg = self._tenant_gpus.window()
+        history = History(t=ht, series={k: hv[:, i] for i, k in enumerate(SERIES)},
+                          tenant_delivered_pf=_fit(tpf, len(tenants)),
+                          tenant_gpus=_fit(tg, len(tenants)))
+
+        gpu = GpuFrame(
+            util=tel["util"], tensor=tel["tensor"], sm_clock=tel["sm_clock"], temp=tel["temp"],
+            power=tel["power"], fb_used=tel["fb_used"], xid=tel["xid"], ecc_dbe=tel["ecc_dbe"],
+            nvlink_crc=tel["nvlink_crc"], throttle=tel["throttle"], delivered_tflops=delivered,
+            health=health, job_row=job_row, job_id=job_id, tenant=tenant)
+        frame = Frame(
+            seq=self._seq, time=now, cluster=self.cluster.name, topology=topo, gpu=gpu,
+            nodes=nodes, node_health=health_mod.worst_per_node(health, gpn, exists), jobs=jobs,
+            kpis=kpis, tenants=tenants, history=history, alerts=alerts, silences=silences,
+            anomalies=self.anomalies, causes=self.causes, sources=statuses,
+            data_time=dict(self._data_time), stale_after_s=stale_after,
+            simulated=self.cluster.simulated, data_now=data_t)
+        return self._with_analytics(frame, analyse)
+
+    def _with_analytics(self, frame: Frame, analyse: bool) -> Frame:
+        if self.detector is None:
+            return frame
+        if analyse:
+            try:
+                anomalies, causes = self.detector.step(frame)  # type: ignore[attr-defined]
+                self.detector_error = None
+                self.anomalies, self.causes = tuple(anomalies), tuple(causes)
+            except Exception as e:  # a detector bug must never cost the operator the frame
+                log.exception("anomaly detector failed")
+                self.detector_error = f"anomaly detection failed: {type(e).__name__}"
+        # Open anomalies on a GPU make an otherwise healthy GPU "degraded".
+        health = frame.gpu.health
+        gpn = frame.topology.gpus_per_node
+        idx = frame.topology.node_index()
+        for a in self.anomalies:
+            if a.ended_at is None and a.node in idx and a.gpu is not None and a.gpu < gpn:
+                g = idx[a.node] * gpn + a.gpu
+                if health[g] == Health.OK:
+                    health[g] = Health.DEGRADED
+        open_n = sum(1 for a in self.anomalies if a.ended_at is None)
+        return replace(frame, anomalies=self.anomalies, causes=self.causes,
+                       kpis=replace(frame.kpis, anomalies_open=open_n),
+                       node_health=health_mod.worst_per_node(health, gpn, frame.topology.gpu_exists()))
+
+    def _tenant_table(self, jobs: JobTable, running: np.ndarray, pending: np.ndarray,
+                      tenant: np.ndarray, has_job: np.ndarray, delivered: np.ndarray,
+                      peak: np.ndarray, gpus_total: int) -> TenantTable:
+        n = len(self._tenants)
+        t_ok = tenant >= 0
+        gpus = np.bincount(tenant[t_ok], minlength=n)[:n].astype(np.int32)
+        dpf = (np.bincount(tenant[t_ok], weights=delivered[t_ok], minlength=n)[:n] / 1000.0)
+        alloc_peak = np.bincount(tenant[t_ok], weights=peak[t_ok], minlength=n)[:n] / 1000.0
+        acc_to_tenant = np.array([self._tenant_index.get(a, -1) for a in jobs.accounts] or [-1], np.int64)
+        job_tenant = acc_to_tenant[jobs.account] if len(jobs) else np.zeros(0, np.int64)
+        jt_ok = job_tenant >= 0
+        def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+            m = mask & jt_ok
+            w = None if weights is None else weights[m]
+            return np.bincount(job_tenant[m], weights=w, minlength=n)[:n].astype(np.int32)
+        price = np.array([t.price_per_gpu_hour for t in self._tenants], np.float32)
+        subsidy = np.array([t.subsidy for t in self._tenants], np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            eff = np.where(alloc_peak > 0, dpf / np.where(alloc_peak > 0, alloc_peak, 1), np.nan)
+        cost = price * gpus
+        return TenantTable(
+            account=tuple(t.account for t in self._tenants),
+            display=tuple(t.display for t in self._tenants),
+            kind=tuple(t.kind for t in self._tenants),
+            subsidy=subsidy, price_per_gpu_hour=price, gpus_in_use=gpus,
+            share=(gpus / max(gpus_total, 1)).astype(np.float32),
+            delivered_pf=dpf.astype(np.float32), efficiency=eff.astype(np.float32),
+            jobs_running=count(running), jobs_pending=count(pending),
+            gpus_pending=count(pending, jobs.gpus.astype(np.float64)),
+            cost_per_hour=cost.astype(np.float32), subsidy_per_hour=(cost * subsidy).astype(np.float32))
+
+    def _merged_alerts(self) -> tuple[tuple[Alert, ...], tuple[Silence, ...]]:
+        seen: dict[str, Alert] = {}
+        silences: dict[str, Silence] = {}
+        for upd in self._alerts.values():
+            for a in upd.alerts:
+                seen.setdefault(a.fingerprint, a)
+            for s in upd.silences:
+                silences.setdefault(s.id, s)
+        alerts = sorted(seen.values(), key=lambda a: (a.severity, -a.starts_at, a.name))
+        return tuple(alerts), tuple(silences.values())
+
+    def _stale_after(self) -> dict[str, float]:
+        out = {}
+        for kind in KINDS:
+            ivals = [t.interval_s for t in self._tracks.values() if t.kind in (kind, "simulator")]
+            out[kind] = 3.0 * max(ivals) if ivals else float("inf")
+        return out
+
+    def _statuses(self, now: float) -> tuple[SourceStatus, ...]:
+        out = []
+        for t in self._tracks.values():
+            age = None if t.last_success is None else now - t.last_success
+            if t.last_attempt is None:
+                state = SourceState.WAITING
+            elif t.error is not None:
+                state = SourceState.STALE if (age is None or age > 3 * t.interval_s) else SourceState.FAILING
+            elif age is not None and age > 3 * t.interval_s:
+                state = SourceState.STALE
+            elif t.latency_s is not None and t.latency_s > t.interval_s:
+                state = SourceState.SLOW
+            else:
+                state = SourceState.OK
+            detail = t.detail
+            if t.warnings:
+                detail = (detail + "; " if detail else "") + "warnings: " + "; ".join(t.warnings[:3])
+            out.append(SourceStatus(name=t.name, kind=t.kind, state=state, interval_s=t.interval_s,
+                                    last_success=t.last_success, last_attempt=t.last_attempt,
+                                    latency_s=t.latency_s, error=t.error, error_kind=t.error_kind,
+                                    consecutive_failures=t.failures, detail=detail))
+        return tuple(out)
+
+
+def _fit(values: np.ndarray, width: int) -> np.ndarray:
+    if values.shape[1] >= width:
+        return values[:, :width]
+    return np.pad(values, ((0, 0), (0, width - values.shape[1])), constant_values=np.nan)
