@@ -1,0 +1,83 @@
+"""The headless commands: `status` (human and JSON contract) and argument handling."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.cli import failing_sources, main, status_dict
+from console.model import SourceState
+from console.testing import frame_from_sim
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT = {"installed_pf", "available_pf", "allocated_pf", "delivered_pf", "precision",
+            "gpus_total", "gpus_healthy", "gpus_allocated", "jobs_running", "jobs_pending",
+            "alerts_firing", "sources"}
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("AISC_CONSOLE_CONFIG", raising=False)
+
+
+def test_status_json_holds_the_documented_contract() -> None:
+    f = frame_from_sim(nodes=8, polls=2)
+    d = status_dict(f)
+    assert CONTRACT <= set(d)
+    k = f.kpis
+    assert d["gpus_total"] == 64 == k.gpus_total
+    assert d["installed_pf"] == round(64 * 989.5 / 1000, 3)
+    assert d["precision"] == "BF16 dense"
+    assert d["jobs_running"] == k.jobs_running and d["jobs_pending"] == k.jobs_pending
+    assert d["sources"][0]["name"] == "simulator" and d["sources"][0]["state"] == "ok"
+    assert set(d["sources"][0]) >= {"name", "state", "age_s", "error"}
+    json.dumps(d)  # serialisable as is
+
+
+def test_status_command_prints_json_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["status", "--json", "--nodes", "8", "--seed", "2", "--timeout", "20"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["gpus_total"] == 64 and out["simulated"] is True
+    assert out["sources"][0]["error"] is None
+
+
+def test_status_exits_non_zero_when_a_source_fails(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "down.toml"
+    cfg.write_text('[[clusters]]\nname = "lab"\n[clusters.prometheus]\n'
+                   'url = "http://127.0.0.1:9"\ninterval_s = 1\ntimeout_s = 1\n')
+    code = main(["status", "--config", str(cfg), "--timeout", "20"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "failing" in out or "stale" in out
+    assert "cannot connect" in out
+
+
+def test_failing_sources_lists_names() -> None:
+    f = frame_from_sim(nodes=4, polls=1)
+    assert failing_sources(f) == []
+    assert f.sources[0].state is SourceState.OK
+
+
+def test_bad_arguments_are_reported_plainly(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--nodes", "0"]) == 2
+    assert "--nodes must be between 1 and 4096" in capsys.readouterr().err
+    assert main(["status", "--config", "/nonexistent/x.toml"]) == 2
+
+
+def test_status_runs_in_a_fresh_interpreter_without_qt() -> None:
+    code = ("import sys, console.cli as c; rc = c.main(['status','--nodes','4','--timeout','20']);"
+            "print('QT' if any(k.startswith('PySide6') for k in sys.modules) else 'NOQT'); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT),
+                                           "XDG_CONFIG_HOME": "/nonexistent"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("NOQT")
+    assert "Delivered" in out.stdout and "SIMULATED CLUSTER" in out.stdout
