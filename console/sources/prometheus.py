@@ -1,0 +1,490 @@
+"""Prometheus HTTP API v1 (also VictoriaMetrics): a thin client and the GPU telemetry source.
+
+The telemetry source asks one instant query per metric and lays the answers out on a
+[node, gpu] grid with numpy. Things real sites do that it has to survive:
+
+* the host label is ``Hostname`` (dcgm-exporter up to 4.5.x) or ``hostname`` (later), and
+  sites relabel; both are tried, in a configurable order;
+* dcgm-exporter's HPC job mapping duplicates every sample once per job on the GPU (label
+  ``hpc_job``): duplicates are collapsed per (host, gpu) with a max, never summed;
+* an exporter that is down has no series at all: its node is reported with ``node_up`` False
+  (and NaN data) so it shows as unreachable, not as idle. The node of a down target is known
+  from the target's own labels, from series seen earlier, from a site mapping, or from one
+  look-back query;
+* VictoriaMetrics answers ``scalar()`` as a vector, parse errors as 422, and an empty
+  buildinfo (STACK.md).
+
+Both classes live in the poller's worker thread.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import time as _time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from console.model import TELEMETRY_METRICS, TelemetryUpdate, Update
+from console.sources.base import ErrorKind, SourceError
+from console.sources.http import NOT_MODIFIED, HttpClient, Reply, server_error_text, strip_port
+
+# ---------------------------------------------------------------------------------------------
+# Client
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The ``data`` of a query answer plus the server's warnings (partial answers)."""
+
+    result_type: str  # "vector" | "matrix" | "scalar" | "string"
+    result: Any
+    warnings: tuple[str, ...] = ()
+
+
+def _prom_error_mapper(reply: Reply, host: str) -> SourceError | None:
+    """Map the ``{status: error, errorType, error}`` envelope on 4xx/5xx to plain words."""
+    body = reply.body
+    if not isinstance(body, Mapping) or body.get("status") != "error":
+        return None
+    etype = str(body.get("errorType") or "")
+    words = server_error_text({"error": body.get("error")}, "")
+    if etype == "timeout":
+        return SourceError(ErrorKind.TIMEOUT, f"query timed out on {host}: {words}",
+                           status=reply.status)
+    if etype in ("unavailable", "internal") or reply.status >= 500 and etype not in ("execution",):
+        return SourceError(ErrorKind.HTTP, f"server error {reply.status} from {host}: {words}",
+                           status=reply.status, retry_after_s=reply.retry_after_s)
+    return SourceError(ErrorKind.QUERY, f"query rejected by {host} ({etype or reply.status}): "
+                       f"{words}", status=reply.status)
+
+
+class PrometheusClient:
+    """Prometheus API v1 calls, each checking the ``status`` envelope.
+
+    Raises `SourceError` (QUERY for ``status: error``, BAD_PAYLOAD for a wrong shape).
+    """
+
+    def __init__(self, http: HttpClient) -> None:
+        http.error_mapper = http.error_mapper or _prom_error_mapper
+        self.http = http
+
+    @classmethod
+    def from_url(cls, base_url: str, **http_kwargs: Any) -> "PrometheusClient":
+        """Build with a new `HttpClient` (keyword arguments as for `HttpClient`)."""
+        return cls(HttpClient(base_url, **http_kwargs))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __repr__(self) -> str:
+        return f"PrometheusClient({self.http.base_url!r})"
+
+    def _data(self, path: str, params: Any = None, *, method: str = "GET") -> tuple[Any, tuple[str, ...]]:
+        if method == "POST":  # long queries go as a form body (URL length limits of proxies)
+            body = self.http.request("POST", path, data=params)
+        else:
+            body = self.http.get_json(path, params)
+        if body is NOT_MODIFIED or not isinstance(body, Mapping) or "status" not in body:
+            raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected answer from {self.http.host}: "
+                              "not a Prometheus API envelope {status, data}")
+        warnings = tuple(str(w) for w in body.get("warnings") or ()) + \
+            tuple(str(w) for w in body.get("infos") or ())
+        if body.get("status") != "success":
+            etype = body.get("errorType") or "error"
+            raise SourceError(ErrorKind.QUERY, f"query rejected by {self.http.host} ({etype}): "
+                              f"{server_error_text({'error': body.get('error')}, '')}")
+        if "data" not in body:
+            raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected answer from {self.http.host}: "
+                              "no 'data' in a successful answer")
+        return body["data"], warnings
+
+    def _query_data(self, path: str, params: dict[str, Any]) -> QueryResult:
+        method = "POST" if len(params.get("query", "")) > 1500 else "GET"
+        data, warnings = self._data(path, params, method=method)
+        if not isinstance(data, Mapping) or "resultType" not in data or "result" not in data:
+            raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected answer from {self.http.host}: "
+                              "query data without resultType/result")
+        rtype = str(data["resultType"])
+        result = data["result"]
+        if rtype in ("vector", "matrix") and not isinstance(result, list):
+            raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected answer from {self.http.host}: "
+                              f"{rtype} result is not a list")
+        return QueryResult(rtype, result, warnings)
+
+    def query(self, expr: str, time: float | None = None, timeout_s: float | None = None) -> QueryResult:
+        """Instant query (``/api/v1/query``)."""
+        params: dict[str, Any] = {"query": expr}
+        if time is not None:
+            params["time"] = f"{time:.3f}"
+        if timeout_s is not None:
+            params["timeout"] = f"{timeout_s:g}s"
+        return self._query_data("api/v1/query", params)
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> QueryResult:
+        """Range query (``/api/v1/query_range``); step in seconds."""
+        return self._query_data("api/v1/query_range", {
+            "query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})
+
+    def query_scalar(self, expr: str, time: float | None = None) -> float | None:
+        """A single number, whether the server answers a scalar (Prometheus) or a one-element
+        vector (VictoriaMetrics); None when the result is empty."""
+        r = self.query(expr, time)
+        if r.result_type == "scalar":
+            return _num(r.result[1])
+        if r.result_type == "vector":
+            return _num(r.result[0]["value"][1]) if r.result else None
+        raise SourceError(ErrorKind.BAD_PAYLOAD, f"expected a number, got a {r.result_type}")
+
+    def series(self, match: Sequence[str], start: float | None = None,
+               end: float | None = None) -> list[dict[str, str]]:
+        params: list[tuple[str, str]] = [("match[]", m) for m in match]
+        if start is not None:
+            params.append(("start", f"{start:.3f}"))
+        if end is not None:
+            params.append(("end", f"{end:.3f}"))
+        data, _ = self._data("api/v1/series", params)
+        return _list_of(data, dict, self.http.host)
+
+    def labels(self) -> list[str]:
+        data, _ = self._data("api/v1/labels")
+        return _list_of(data, str, self.http.host)
+
+    def label_values(self, name: str) -> list[str]:
+        data, _ = self._data(f"api/v1/label/{name}/values")
+        return _list_of(data, str, self.http.host)
+
+    def targets(self, state: str = "active") -> list[dict[str, Any]]:
+        """Scrape targets (``activeTargets``): each has ``labels``, ``health``, ``lastError``."""
+        data, _ = self._data("api/v1/targets", {"state": state})
+        if not isinstance(data, Mapping):
+            raise SourceError(ErrorKind.BAD_PAYLOAD, "targets answer is not an object")
+        return _list_of(data.get("activeTargets") or [], dict, self.http.host)
+
+    def buildinfo(self) -> dict[str, Any]:
+        """Server build information; VictoriaMetrics answers an empty object (no version)."""
+        data, _ = self._data("api/v1/status/buildinfo")
+        return dict(data) if isinstance(data, Mapping) else {}
+
+
+def _list_of(data: Any, typ: type, host: str) -> list:
+    if not isinstance(data, list) or not all(isinstance(x, typ) for x in data):
+        raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected answer from {host}: expected a "
+                          f"list of {typ.__name__}")
+    return list(data)
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)  # "NaN", "+Inf" parse too
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# Telemetry source
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricMap:
+    """PromQL for each telemetry key (a metric name, or any expression), and the label names.
+
+    Bare metric names get ``selector`` (e.g. ``cluster="lab"``) added. ``up`` selects the
+    exporters' scrape health.
+    """
+
+    util: str = "DCGM_FI_DEV_GPU_UTIL"
+    tensor: str = "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"
+    sm_clock: str = "DCGM_FI_DEV_SM_CLOCK"
+    temp: str = "DCGM_FI_DEV_GPU_TEMP"
+    power: str = "DCGM_FI_DEV_POWER_USAGE"
+    fb_used: str = "DCGM_FI_DEV_FB_USED"
+    xid: str = "DCGM_FI_DEV_XID_ERRORS"
+    ecc_dbe: str = "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
+    nvlink_crc: str = "rate(DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL[2m])"
+    throttle: str = "DCGM_FI_DEV_CLOCKS_EVENT_REASONS"
+    up: str = 'up{job=~".*dcgm.*"}'
+    host_labels: tuple[str, ...] = ("Hostname", "hostname")
+    gpu_label: str = "gpu"
+    model_labels: tuple[str, ...] = ("modelName", "model_name")
+    rack_label: str = "rack"
+    selector: str = ""
+
+    def expr(self, key: str) -> str:
+        """The PromQL actually sent for a telemetry key (or ``up``)."""
+        e = getattr(self, key)
+        if self.selector and re.fullmatch(r"[A-Za-z_:][A-Za-z0-9_:]*", e):
+            return f"{e}{{{self.selector}}}"
+        return e
+
+    def metric_keys(self) -> tuple[str, ...]:
+        names = {f.name for f in fields(self)}
+        return tuple(k for k in TELEMETRY_METRICS if k in names and getattr(self, k))
+
+
+#: Keys whose absence is worth no warning (dcgm-exporter's default counters omit them: FACTS 1.1).
+OPTIONAL_KEYS = frozenset({"ecc_dbe", "nvlink_crc", "throttle", "xid", "tensor"})
+
+
+def _node_sort_key(name: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return host in ("localhost", "")
+
+
+def promql_string(s: str) -> str:
+    """A PromQL double-quoted string literal."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def cluster_delivered_pf_query(peak_tflops: Mapping[str, float], metrics: MetricMap = MetricMap(),
+                               boost_clock_mhz: Mapping[str, float] | None = None) -> str:
+    """PromQL for the cluster's delivered PF, summed on the server (for history backfill).
+
+    ``peak_tflops`` maps a model-name fragment ("H800") to its dense peak in TFLOPS; the clock
+    correction (SM clock / boost clock) applies where ``boost_clock_mhz`` names the model.
+    Series duplicated by ``hpc_job`` are collapsed with ``max by (host, gpu)`` first.
+    """
+    if not peak_tflops:
+        raise SourceError(ErrorKind.CONFIG, "no GPU model peaks configured for the PF query")
+    by = ", ".join((*metrics.host_labels, metrics.gpu_label))
+    model = metrics.model_labels[0]
+    parts = []
+    for frag, peak in peak_tflops.items():
+        sel = f"{model}=~{promql_string('.*' + re.escape(frag) + '.*')}"
+        if metrics.selector:
+            sel = f"{metrics.selector},{sel}"
+        tensor = f"max by ({by}) ({metrics.tensor}{{{sel}}})"
+        clock = (boost_clock_mhz or {}).get(frag)
+        if clock:
+            ratio = f"(max by ({by}) ({metrics.sm_clock}{{{sel}}}) / {clock:g})"
+            term = f"sum({tensor} * on({by}) {ratio})"
+        else:
+            term = f"sum({tensor})"
+        parts.append(f"(({term} * {peak:g} / 1000) or vector(0))")
+    return " + ".join(parts)
+
+
+@dataclass
+class _Series:
+    hosts: list[str]
+    gpus: list[int]
+    values: list[float]
+
+
+class PrometheusTelemetrySource:
+    """Telemetry from dcgm-exporter metrics in Prometheus (kind "telemetry").
+
+    ``node_rack`` maps node names to racks when no rack label exists; ``instance_map`` maps
+    scrape instances ("10.0.0.5:9400") to node names for sites whose instances are addresses.
+    """
+
+    kind = "telemetry"
+
+    def __init__(self, client: PrometheusClient, *, name: str = "prometheus",
+                 interval_s: float = 10.0, metrics: MetricMap | None = None,
+                 node_rack: Mapping[str, str] | None = None,
+                 instance_map: Mapping[str, str] | None = None,
+                 min_gpus_per_node: int = 0, lookback: str = "1h",
+                 peak_tflops: Mapping[str, float] | None = None,
+                 boost_clock_mhz: Mapping[str, float] | None = None) -> None:
+        self.client = client
+        self.name = name
+        self.interval_s = float(interval_s)
+        self.metrics = metrics or MetricMap()
+        self.node_rack = dict(node_rack or {})
+        self.min_gpus_per_node = int(min_gpus_per_node)
+        self.lookback = lookback
+        self.peak_tflops = dict(peak_tflops or {})
+        self.boost_clock_mhz = dict(boost_clock_mhz or {})
+        self._instance_host: dict[str, str] = dict(instance_map or {})
+        self._looked_back: frozenset[str] = frozenset()
+
+    def __repr__(self) -> str:
+        return f"PrometheusTelemetrySource({self.name!r}, {self.client!r})"
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -----------------------------------------------------------------------------------------
+
+    def _host_of(self, labels: Mapping[str, str]) -> str | None:
+        for hl in self.metrics.host_labels:
+            v = labels.get(hl)
+            if v:
+                return v
+        return None
+
+    def _collect(self, result: list[dict], models: dict[str, str], racks: dict[str, str]) -> _Series:
+        hosts: list[str] = []
+        gpus: list[int] = []
+        values: list[float] = []
+        gl = self.metrics.gpu_label
+        rack_label = self.metrics.rack_label
+        for s in result:
+            m = s.get("metric") if isinstance(s, dict) else None
+            v = s.get("value") if isinstance(s, dict) else None
+            if not isinstance(m, dict) or not isinstance(v, list) or len(v) != 2:
+                raise SourceError(ErrorKind.BAD_PAYLOAD, "unexpected series shape in a query "
+                                  "answer (expected {metric, value})")
+            host = self._host_of(m)
+            g = m.get(gl)
+            if host is None or g is None or not str(g).isdigit():
+                continue
+            hosts.append(host)
+            gpus.append(int(g))
+            values.append(_num(v[1]))
+            if host not in models:
+                models[host] = next((m[k] for k in self.metrics.model_labels if m.get(k)), "")
+                inst = m.get("instance")
+                if inst:
+                    self._instance_host[inst] = host
+            if rack_label and host not in racks and m.get(rack_label):
+                racks[host] = m[rack_label]
+        return _Series(hosts, gpus, values)
+
+    def _down_nodes(self, warnings: list[str], now: float | None) -> tuple[set[str], set[str]]:
+        """(hosts of down targets, hosts of up targets) from the ``up`` query."""
+        r = self.client.query(self.metrics.expr("up"), now)
+        warnings.extend(r.warnings)
+        if r.result_type != "vector":
+            raise SourceError(ErrorKind.BAD_PAYLOAD, f"'up' query gave a {r.result_type}")
+        down: set[str] = set()
+        up: set[str] = set()
+        unmapped: list[str] = []
+        for s in r.result:
+            m = s.get("metric", {})
+            inst = m.get("instance", "")
+            host = self._host_of(m) or self._instance_host.get(inst)
+            if host is None and inst:
+                h = strip_port(inst)
+                if not _is_address(h):
+                    host = h
+            is_up = _num(s.get("value", [0, "0"])[1]) >= 1
+            if host is None:
+                if not is_up:
+                    unmapped.append(inst)
+                continue
+            (up if is_up else down).add(host)
+        if unmapped:
+            if frozenset(unmapped) != self._looked_back:
+                self._looked_back = frozenset(unmapped)
+                self._learn_instances(unmapped, now)
+            for inst in unmapped:
+                host = self._instance_host.get(inst)
+                if host:
+                    down.add(host)
+                else:
+                    warnings.append(f"exporter {inst} is down and its node is unknown "
+                                    "(map it with instance_map or a host label on the target)")
+        return down - up, up
+
+    def _learn_instances(self, instances: Iterable[str], now: float | None) -> None:
+        """One look-back query to find which node a now-down exporter used to report."""
+        by = ", ".join(("instance", *self.metrics.host_labels))
+        regex = "|".join(re.escape(i) for i in instances)
+        metric = self.metrics.expr("temp")
+        if not re.fullmatch(r"[A-Za-z_:][A-Za-z0-9_:]*(\{.*\})?", metric):
+            return
+        sel = f'instance=~{promql_string(regex)}'
+        inner = metric[:-1] + "," + sel + "}" if metric.endswith("}") else metric + "{" + sel + "}"
+        try:
+            r = self.client.query(f"count by ({by}) (last_over_time({inner}[{self.lookback}]))", now)
+        except SourceError:
+            return
+        for s in r.result if r.result_type == "vector" else ():
+            m = s.get("metric", {})
+            host = self._host_of(m)
+            if host and m.get("instance"):
+                self._instance_host[m["instance"]] = host
+
+    def fetch(self, now: float | None = None) -> list[Update]:
+        """One instant query per metric plus ``up``; raises `SourceError` on failure or when
+        Prometheus has no GPU series and no exporter targets at all."""
+        t = _time.time() if now is None else now
+        warnings: list[str] = []
+        models: dict[str, str] = {}
+        racks: dict[str, str] = {}
+        collected: dict[str, _Series] = {}
+        for key in self.metrics.metric_keys():
+            expr = self.metrics.expr(key)
+            r = self.client.query(expr, now)
+            warnings.extend(f"{key}: {w}" for w in r.warnings)
+            if r.result_type != "vector":
+                raise SourceError(ErrorKind.BAD_PAYLOAD, f"query for {key} ({expr}) gave a "
+                                  f"{r.result_type}, expected a vector of per-GPU series")
+            collected[key] = self._collect(r.result, models, racks)
+            if not collected[key].values and key not in OPTIONAL_KEYS:
+                warnings.append(f"no series for {expr}")
+        down, _up = self._down_nodes(warnings, now)
+        seen = set(models)
+        if not seen and not down:
+            raise SourceError(ErrorKind.QUERY, f"Prometheus at {self.client.http.host} returned no "
+                              f"GPU series for {self.metrics.expr('util')} and no exporter targets "
+                              "(check metric names, the host label and the selector)")
+        names = tuple(sorted(seen | down, key=_node_sort_key))
+        row = {n: i for i, n in enumerate(names)}
+        max_gpu = max((max(s.gpus) for s in collected.values() if s.gpus), default=-1)
+        gpn = max(max_gpu + 1, self.min_gpus_per_node, 1)
+        n = len(names)
+        arrays: dict[str, np.ndarray] = {}
+        for key in TELEMETRY_METRICS:
+            a = np.full((n, gpn), np.nan, dtype=np.float32)
+            s = collected.get(key)
+            if s is not None and s.values:
+                rows = np.fromiter((row[h] for h in s.hosts), np.int64, len(s.hosts))
+                cols = np.asarray(s.gpus, dtype=np.int64)
+                vals = np.asarray(s.values, dtype=np.float64)
+                flat = np.full(n * gpn, np.nan)
+                # hpc_job duplicates: keep the max per (host, gpu); fmax ignores NaN samples
+                np.fmax.at(flat, rows * gpn + cols, vals)
+                a = flat.reshape(n, gpn).astype(np.float32)
+            arrays[key] = a
+        node_up = np.ones(n, dtype=bool)
+        for h in down:  # a down exporter's last samples may linger: never show them as live
+            node_up[row[h]] = False
+            for a in arrays.values():
+                a[row[h], :] = np.nan
+        rack_of = {**racks, **self.node_rack}
+        node_rack = tuple(rack_of.get(h, "") for h in names) if rack_of else ()
+        return [TelemetryUpdate(
+            time=t, nodes=names, gpus_per_node=gpn, metrics=arrays, node_up=node_up,
+            node_model=tuple(models.get(h, "") for h in names), node_rack=node_rack,
+            warnings=tuple(dict.fromkeys(warnings)))]
+
+    # -----------------------------------------------------------------------------------------
+
+    def history(self, start: float, end: float, step: float,
+                expr: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Cluster delivered PF (or ``expr``) over time, aggregated on the server.
+
+        Returns (t float64 epoch seconds, values float32), NaN where the server had no point.
+        """
+        q = expr or cluster_delivered_pf_query(self.peak_tflops, self.metrics, self.boost_clock_mhz)
+        r = self.client.query_range(q, start, end, step)
+        n = int(math.floor((end - start) / step)) + 1 if end >= start else 0
+        t = start + np.arange(n, dtype=np.float64) * step
+        v = np.full(n, np.nan, dtype=np.float32)
+        if r.result_type != "matrix":
+            raise SourceError(ErrorKind.BAD_PAYLOAD, f"range query gave a {r.result_type}")
+        if r.result:
+            pts = r.result[0].get("values") or []
+            if pts:
+                ts = np.array([p[0] for p in pts], dtype=np.float64)
+                vs = np.array([_num(p[1]) for p in pts], dtype=np.float32)
+                idx = np.rint((ts - start) / step).astype(np.int64)
+                ok = (idx >= 0) & (idx < n)
+                v[idx[ok]] = vs[ok]
+        return t, v

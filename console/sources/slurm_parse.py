@@ -1,0 +1,412 @@
+"""slurmrestd JSON (v0.0.38 .. v0.0.42) to columnar `NodeTable` / `JobTable`.
+
+Every version difference of FACTS 5.5 is absorbed here, so nothing downstream knows which API
+answered: string vs list states, ``{set, infinite, number}`` numbers and timestamps, exit codes
+(raw wait status, no-val struct, or the verbose object of v0.0.40+), node ``state`` +
+``state_flags`` (v0.0.38) vs a state array (v0.0.39+), DRAINING vs DRAINED derived from the
+base state and the DRAIN flag, and GPU counts from GRES strings (never from TRES strings alone:
+without slurmdbd they do not mention GPUs, STACK.md).
+
+Jobs are built straight into columns (one pass, no per-row dicts) because a queue of 50,000
+jobs is a design target (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from console import hostlist
+from console.model import JobState, JobTable, NodeState, NodeTable
+
+# ---------------------------------------------------------------------------------------------
+# Scalars
+# ---------------------------------------------------------------------------------------------
+
+
+def nv(x: Any) -> float | int | None:
+    """A plain number, or a ``{set, infinite, number}`` struct: inf if infinite, None if unset."""
+    if x is None or isinstance(x, bool):
+        return None
+    if isinstance(x, (int, float)):
+        return x
+    if isinstance(x, Mapping):
+        if x.get("infinite"):
+            return math.inf
+        if x.get("set"):
+            n = x.get("number")
+            return n if isinstance(n, (int, float)) else None
+        return None
+    if isinstance(x, str) and x.strip().lstrip("-").isdigit():
+        return int(x)
+    return None
+
+
+def timestamp(x: Any) -> float:
+    """Epoch seconds; 0, unset and infinite (never) become NaN."""
+    v = nv(x)
+    if v is None or v == 0 or v == math.inf:
+        return math.nan
+    return float(v)
+
+
+def time_limit_s(x: Any) -> float:
+    """Slurm time limits are minutes; unset (partition default) and INFINITE become inf."""
+    v = nv(x)
+    if v is None or v == math.inf:
+        return math.inf
+    return float(v) * 60.0
+
+
+def _decode_wait_status(raw: int) -> int:
+    """Raw wait status -> shell-style code: 768 -> 3, signal 15 -> 143."""
+    sig = raw & 0x7F
+    return 128 + sig if sig else (raw >> 8) & 0xFF
+
+
+def exit_code(x: Any) -> int:
+    """Exit code of a job as a shell would report it; -1 when unknown.
+
+    v0.0.38 sends the raw wait status, v0.0.39 the same in a no-val struct, v0.0.40+ a
+    verbose object ``{status: [...], return_code: {...}, signal: {id: {...}, name}}``.
+    """
+    if isinstance(x, Mapping) and ("status" in x or "return_code" in x or "signal" in x):
+        status = x.get("status")
+        status = [status] if isinstance(status, str) else list(status or ())
+        if "SIGNALED" in status or "CORE_DUMPED" in status:
+            sig = nv((x.get("signal") or {}).get("id"))
+            if isinstance(sig, int) and sig > 0:
+                return 128 + sig
+        if "PENDING" in status or "INVALID" in status:
+            return -1
+        rc = nv(x.get("return_code"))
+        return int(rc) if isinstance(rc, int) else -1
+    v = nv(x)
+    if v is None or v == math.inf:
+        return -1
+    return _decode_wait_status(int(v))
+
+
+def states(x: Any) -> list[str]:
+    """A state field as an upper-case list (v0.0.38 strings become one-element lists)."""
+    if x is None:
+        return []
+    if isinstance(x, str):
+        return [s.strip().upper() for s in x.replace("+", ",").split(",") if s.strip()]
+    return [str(s).upper() for s in x]
+
+
+def csv_list(x: Any) -> tuple[str, ...]:
+    if x is None:
+        return ()
+    if isinstance(x, str):
+        return tuple(p.strip() for p in x.split(",") if p.strip())
+    return tuple(str(p) for p in x)
+
+
+# ---------------------------------------------------------------------------------------------
+# States
+# ---------------------------------------------------------------------------------------------
+
+_JOB_BASE = {s.name: s for s in JobState}
+_JOB_BASE.update({"REQUEUE_HOLD": JobState.PENDING, "REQUEUE_FED": JobState.PENDING,
+                  "RESV_DEL_HOLD": JobState.PENDING, "SPECIAL_EXIT": JobState.PENDING,
+                  "LAUNCH_FAILED": JobState.FAILED, "RECONFIG_FAIL": JobState.FAILED,
+                  "STOPPED": JobState.SUSPENDED, "PREEMPTED": JobState.PREEMPTED})
+_JOB_BASE_ORDER = ("PENDING", "RUNNING", "SUSPENDED", "COMPLETED", "CANCELLED", "FAILED",
+                   "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY")
+
+
+def job_state(x: Any) -> JobState:
+    """The job's base state, with the COMPLETING and CONFIGURING flags folded in."""
+    st = states(x)
+    if not st:
+        return JobState.OTHER
+    base = next((s for s in st if s in _JOB_BASE_ORDER), None)
+    if "COMPLETING" in st and base in (None, "RUNNING", "COMPLETED", "CANCELLED", "FAILED",
+                                       "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED"):
+        return JobState.COMPLETING
+    if "CONFIGURING" in st and base in (None, "RUNNING"):
+        return JobState.CONFIGURING
+    if base is not None:
+        return JobState[base]
+    for s in st:
+        if s in _JOB_BASE:
+            return _JOB_BASE[s]
+    return JobState.OTHER
+
+
+_NODE_BASE = {"IDLE": NodeState.IDLE, "MIXED": NodeState.MIXED, "ALLOCATED": NodeState.ALLOCATED,
+              "ALLOC": NodeState.ALLOCATED, "DOWN": NodeState.DOWN, "ERROR": NodeState.FAIL,
+              "FUTURE": NodeState.FUTURE, "UNKNOWN": NodeState.UNKNOWN,
+              "INVALID": NodeState.INVAL, "INVAL": NodeState.INVAL}
+
+
+def node_state(state: Any, flags: Any = None) -> tuple[NodeState, bool]:
+    """(NodeState, responding) from ``state`` (string or array) and v0.0.38's ``state_flags``.
+
+    DRAIN is a flag: with it, ALLOCATED/MIXED or COMPLETING means DRAINING, anything else
+    DRAINED (Slurm's own ``node_state_string`` rule, FACTS 5.1).
+    """
+    st = states(state) + states(flags)
+    s = set(st)
+    base = next((_NODE_BASE[x] for x in st if x in _NODE_BASE), NodeState.UNKNOWN)
+    responding = "NOT_RESPONDING" not in s
+    if "DRAIN" in s:
+        busy = base in (NodeState.ALLOCATED, NodeState.MIXED) or "COMPLETING" in s
+        return (NodeState.DRAINING if busy else NodeState.DRAINED), responding
+    if "FAIL" in s:
+        return NodeState.FAIL, responding
+    if base == NodeState.DOWN:
+        return NodeState.DOWN, responding
+    if "MAINTENANCE" in s or "MAINT" in s:
+        return NodeState.MAINT, responding
+    if "POWERED_DOWN" in s:
+        return NodeState.POWERED_DOWN, responding
+    if "INVALID_REG" in s or base == NodeState.INVAL:
+        return NodeState.INVAL, responding
+    if "COMPLETING" in s:
+        return NodeState.COMPLETING, responding
+    if "RESERVED" in s and base == NodeState.IDLE:
+        return NodeState.RESERVED, responding
+    return base, responding
+
+
+# ---------------------------------------------------------------------------------------------
+# GRES
+# ---------------------------------------------------------------------------------------------
+
+_IDX = re.compile(r"IDX:([^)]*)")
+
+
+def _split_outside_parens(text: str) -> list[str]:
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            out.append(text[start:i])
+            start = i + 1
+    out.append(text[start:])
+    return [p.strip() for p in out if p.strip()]
+
+
+def _gres_entry(entry: str, gres: str = "gpu") -> tuple[int, list[int]] | None:
+    """(count, indices) of one GRES entry if it is of kind ``gres``, else None.
+
+    Accepts "gpu:8", "gpu:h100:8(S:0-1)", "gpu:h800:4(IDX:0-3)", "gres:gpu:8", "gres/gpu:4",
+    "gres/gpu=4", "gpu:h100:0(IDX:N/A)".
+    """
+    e = entry.strip()
+    paren = e.find("(")
+    head, tail = (e[:paren], e[paren:]) if paren >= 0 else (e, "")
+    for prefix in ("gres:", "gres/"):
+        if head.startswith(prefix):
+            head = head[len(prefix):]
+    head = head.replace("=", ":")
+    parts = head.split(":")
+    if parts[0] != gres:
+        return None
+    count = int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    idx: list[int] = []
+    m = _IDX.search(tail)
+    if m and m.group(1) not in ("N/A", ""):
+        for item in m.group(1).split(","):
+            lo, _, hi = item.partition("-")
+            if lo.isdigit() and (not hi or hi.isdigit()):
+                idx.extend(range(int(lo), int(hi or lo) + 1))
+    return count, idx
+
+
+def gres_count(text: str | None, gres: str = "gpu") -> int:
+    """Total GPUs named in a GRES string (several types are summed): "gpu:4,shard:20" -> 4."""
+    if not text:
+        return 0
+    total = 0
+    for e in _split_outside_parens(text):
+        r = _gres_entry(e, gres)
+        if r:
+            total += r[0]
+    return total
+
+
+def gres_indices(text: str | None, gres: str = "gpu") -> list[int]:
+    """GPU indices from "gpu:h100:4(IDX:0-3)" style strings ([] when none or N/A)."""
+    if not text:
+        return []
+    out: list[int] = []
+    for e in _split_outside_parens(text):
+        r = _gres_entry(e, gres)
+        if r:
+            out.extend(r[1])
+    return out
+
+
+def tres_gpus(text: str | None) -> int:
+    """GPUs in a TRES string ("cpu=4,gres/gpu=8" or "gres/gpu:h100=8"); 0 when absent."""
+    if not text:
+        return 0
+    total = 0
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        if (k == "gres/gpu" or k.startswith("gres/gpu:")) and v.isdigit():
+            if k == "gres/gpu":
+                return int(v)  # the untyped total already sums the typed entries
+            total += int(v)
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_nodes(nodes: Sequence[Mapping[str, Any]]) -> NodeTable:
+    """The ``nodes`` array of ``GET /nodes`` (any version) as a `NodeTable`."""
+    n = len(nodes)
+    names: list[str] = []
+    state = np.zeros(n, np.int8)
+    responding = np.ones(n, bool)
+    reason: list[str] = []
+    gpus = np.zeros(n, np.int16)
+    gpus_alloc = np.zeros(n, np.int16)
+    parts: list[tuple[str, ...]] = []
+    for i, d in enumerate(nodes):
+        names.append(str(d.get("name") or d.get("hostname") or ""))
+        st, resp = node_state(d.get("state"), d.get("state_flags"))
+        state[i] = st
+        responding[i] = resp
+        reason.append(str(d.get("reason") or ""))
+        gpus[i] = gres_count(d.get("gres"))
+        used = d.get("gres_used")
+        gpus_alloc[i] = gres_count(used) if used else 0
+        parts.append(csv_list(d.get("partitions")))
+    return NodeTable(tuple(names), state, responding, tuple(reason), gpus, gpus_alloc, tuple(parts))
+
+
+class _Codes:
+    """Category codes in order of first appearance (tenant, partition, reason columns)."""
+
+    def __init__(self) -> None:
+        self.table: dict[str, int] = {}
+
+    def __call__(self, v: str) -> int:
+        t = self.table
+        c = t.get(v)
+        if c is None:
+            c = t[v] = len(t)
+        return c
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.table)
+
+
+def job_gpus(d: Mapping[str, Any], per_node: list[list[int]] | None = None,
+             node_count: int = 1) -> int:
+    """GPUs a job holds (allocated: gres_detail) or asks for (tres_per_job/node)."""
+    if per_node:
+        return sum(len(x) for x in per_node)
+    detail = d.get("gres_detail") or ()
+    if detail:
+        return sum(gres_count(x) for x in detail)
+    n = tres_gpus(d.get("tres_alloc_str"))
+    if n:
+        return n
+    n = gres_count(d.get("tres_per_job"))
+    if n:
+        return n
+    n = gres_count(d.get("tres_per_node"))
+    if n:
+        return n * max(1, node_count)
+    n = gres_count(d.get("tres_per_task"))
+    if n:
+        tasks = nv(d.get("tasks"))
+        return n * (int(tasks) if isinstance(tasks, int) and tasks > 0 else 1)
+    return tres_gpus(d.get("tres_req_str"))
+
+
+def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
+    """The ``jobs`` array of ``GET /jobs`` (any version) as a `JobTable`, built column-wise.
+
+    GPU coordinates come from ``gres_detail`` (one entry per allocated node, in the order of
+    the expanded ``nodes`` hostlist).
+    """
+    n = len(jobs)
+    job_id = np.zeros(n, np.int64)
+    array_job_id = np.zeros(n, np.int64)
+    array_task_id = np.full(n, -1, np.int32)
+    state = np.zeros(n, np.int8)
+    gpus = np.zeros(n, np.int32)
+    nnodes = np.zeros(n, np.int32)
+    submit = np.full(n, np.nan)
+    start = np.full(n, np.nan)
+    end = np.full(n, np.nan)
+    limit = np.full(n, np.inf)
+    ecode = np.full(n, -1, np.int32)
+    names: list[str] = []
+    users: list[str] = []
+    node_lists: list[str] = []
+    acc, part, rsn, alloc_nodes = _Codes(), _Codes(), _Codes(), _Codes()
+    account = np.zeros(n, np.int32)
+    partition = np.zeros(n, np.int32)
+    reason = np.zeros(n, np.int32)
+    aj: list[int] = []
+    an: list[int] = []
+    ag: list[int] = []
+    for i, d in enumerate(jobs):
+        job_id[i] = nv(d.get("job_id")) or 0
+        aid = nv(d.get("array_job_id"))
+        array_job_id[i] = aid if isinstance(aid, int) else 0
+        tid = nv(d.get("array_task_id"))
+        if isinstance(tid, int) and array_job_id[i]:
+            array_task_id[i] = tid
+        state[i] = job_state(d.get("job_state"))
+        names.append(str(d.get("name") or ""))
+        users.append(str(d.get("user_name") or d.get("user_id") or ""))
+        account[i] = acc(str(d.get("account") or ""))
+        partition[i] = part(str(d.get("partition") or ""))
+        reason[i] = rsn(str(d.get("state_reason") or "None"))
+        submit[i] = timestamp(d.get("submit_time"))
+        start[i] = timestamp(d.get("start_time"))
+        end[i] = timestamp(d.get("end_time"))
+        limit[i] = time_limit_s(d.get("time_limit"))
+        ecode[i] = exit_code(d.get("exit_code"))
+        expr = str(d.get("nodes") or "")
+        node_lists.append(expr)
+        nc = nv(d.get("node_count"))
+        nc = int(nc) if isinstance(nc, int) else 0
+        detail = d.get("gres_detail") or ()
+        per_node: list[list[int]] = []
+        if detail and expr:
+            hosts = hostlist.expand(expr)
+            for host, det in zip(hosts, detail):
+                idx = gres_indices(det)
+                per_node.append(idx)
+                if idx:
+                    code = alloc_nodes(host)
+                    aj.extend([i] * len(idx))
+                    an.extend([code] * len(idx))
+                    ag.extend(idx)
+            nc = max(nc, len(hosts))
+        nnodes[i] = nc
+        gpus[i] = job_gpus(d, per_node if any(per_node) else None, nc)
+    return JobTable(
+        job_id=job_id, array_job_id=array_job_id, array_task_id=array_task_id,
+        name=np.array(names, dtype=np.str_) if n else np.zeros(0, "U1"),
+        user=np.array(users, dtype=np.str_) if n else np.zeros(0, "U1"),
+        account=account, accounts=acc.names(), partition=partition, partitions=part.names(),
+        state=state, reason=reason, reasons=rsn.names(), gpus=gpus, nodes=nnodes,
+        submit_time=submit, start_time=start, end_time=end, time_limit_s=limit, exit_code=ecode,
+        node_list=np.array(node_lists, dtype=np.str_) if n else np.zeros(0, "U1"),
+        alloc_job=np.array(aj, np.int32), alloc_node=np.array(an, np.int32),
+        alloc_gpu=np.array(ag, np.int16), alloc_node_names=alloc_nodes.names())
+
+
+def partition_names(parts: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    return tuple(str(p.get("name") or "") for p in parts if p.get("name"))
