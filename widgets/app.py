@@ -1,0 +1,96 @@
+"""Start the GUI: QApplication with the dark theme, the main window, the bridge, the engine.
+
+The engine runs in its own worker thread (or process) and reaches the window only through
+`EngineBridge`. After start-up `gc.freeze()` moves everything built so far out of the cyclic
+collector's reach: a full collection of the GUI's long-lived objects costs more than a frame
+(PERF.md, "Memory").
+"""
+
+from __future__ import annotations
+
+import gc
+import getpass
+import os
+import signal
+import sys
+from typing import Any
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from widgets import theme as _theme
+
+ORGANISATION = "AISC"
+APPLICATION = "AISC Console"
+
+
+def ensure_platform() -> None:
+    """Use the off-screen platform when there is no display (headless commands, CI)."""
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def create_app(font_scale: float = 1.0, argv: list[str] | None = None) -> QApplication:
+    """The QApplication (reused if one exists), named for QSettings and themed."""
+    ensure_platform()
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv if argv is not None else [sys.argv[0] if sys.argv else "aisc-console"])
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    _theme.apply(app, _theme.Theme(font_scale=float(font_scale)))
+    return app  # type: ignore[return-value]
+
+
+def run_gui(engine: Any, *, font_scale: float = 1.0, fullscreen: bool = False,
+            presentation: bool = False) -> int:
+    """Run the console window on `engine` until the window closes; returns the exit code."""
+    from widgets.bridge import EngineBridge
+    from widgets.main_window import MainWindow
+    from widgets.panel import PanelContext
+
+    settings = QSettings(ORGANISATION, APPLICATION)
+    saved_scale = settings.value("display/font_scale")
+    if font_scale == 1.0 and saved_scale is not None:
+        try:
+            font_scale = float(saved_scale)
+        except (TypeError, ValueError):
+            pass
+    if presentation:
+        font_scale = max(font_scale, 1.4)  # read from across a room
+    app = create_app(font_scale)
+    context = PanelContext(actions=None if presentation else getattr(engine, "actions", None),
+                           operator=_operator_name())
+    window = MainWindow(context, settings=settings, presentation=presentation)
+    bridge = EngineBridge(engine, window)
+    bridge.frame_ready.connect(window.show_frame)
+    latest = engine.latest_frame() if hasattr(engine, "latest_frame") else None
+    if latest is not None:
+        window.show_frame(latest)
+
+    # Ctrl+C in the terminal closes the window cleanly: Python only sees signals when the
+    # interpreter runs, so a cheap timer gives it the chance.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    tick = QTimer(window)
+    tick.start(250)
+    tick.timeout.connect(lambda: None)
+
+    engine.start()
+    try:
+        if fullscreen or presentation:
+            window.showFullScreen()
+        else:
+            window.show()
+        QTimer.singleShot(0, gc.freeze)
+        return int(app.exec())
+    finally:
+        bridge.close()
+        engine.stop()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _operator_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"

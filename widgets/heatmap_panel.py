@@ -1,0 +1,487 @@
+"""GPU health map: every GPU one cell of ONE image, grouped rack -> node -> GPU.
+
+32,768 GPUs must repaint in a few milliseconds, so the map is a single pyqtgraph `ImageItem`
+of uint8 colour codes through a fixed 256-entry lookup table (never one item per GPU, never
+auto-levels). The geometry (which image pixel is which GPU) is computed once per topology
+version, or when the view's shape changes a lot; per frame the panel only gathers codes through
+precomputed index arrays. Hover maps the mouse to a GPU through the same index image.
+
+Every GPU is a CELL x CELL block of image pixels: a 3 x 3 patch that carries its colour and,
+for states that need more than colour, a mark (dot = degraded, cross = failed, bar = out of
+service, slash = no data), plus a 1-pixel gutter so neighbouring GPUs stay distinguishable.
+"No data" is grey with a slash, never the colour of zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QCursor
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QToolTip, QVBoxLayout, QWidget
+
+from console.model import Frame, Health, Topology
+from widgets import theme as _theme
+from widgets.formatting import fmt_int, fmt_metric
+from widgets.panel import Panel, PanelContext
+from widgets.theme import HEALTH_WORDS, PanelHeader, colormap_lut, hex_rgba
+
+# ---------------------------------------------------------------------------------------------
+# Geometry: where each GPU sits (pure numpy, computed once per topology version)
+# ---------------------------------------------------------------------------------------------
+
+CELL = 4  # image pixels per GPU along each axis (3 drawn + 1 gutter)
+PATCH = 3
+RACK_GAP_CELLS = 2  # horizontal gap between rack blocks, in cells
+LABEL_PX = 20  # screen pixels reserved above each row of racks for the rack labels
+
+
+@dataclass(frozen=True, eq=False)
+class HeatmapLayout:
+    """The image geometry for one topology version."""
+
+    topology_version: int
+    n_gpus: int
+    width: int  # image pixels
+    height: int
+    columns: int  # racks per grid row
+    scale: float  # expected screen pixels per image pixel at the size it was planned for
+    pix_gpu: np.ndarray  # int32[height, width]: flat GPU index, -1 = gap
+    valid_pos: np.ndarray  # int64: flat image positions that belong to a GPU
+    valid_gpu: np.ndarray  # int32: the GPU of each such position
+    valid_sub: np.ndarray  # uint8: position 0..8 inside the GPU's 3x3 patch
+    gpu_x: np.ndarray  # int32[n_gpus]: left image pixel of each GPU patch (-1 if not drawn)
+    gpu_y: np.ndarray  # int32[n_gpus]
+    rack_origin: tuple[tuple[float, float], ...]  # image (x, y) of each rack label, rack order
+    rack_label_stride: int  # label every n-th rack when blocks are narrower than a label
+    background: np.ndarray  # uint8[height, width] base image (gaps and empty slots)
+
+    def gpu_at(self, x: float, y: float) -> int:
+        """Flat GPU index under image coordinates (x, y), or -1 over a gap or outside."""
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return -1
+        xi, yi = int(math.floor(x)), int(math.floor(y))
+        if 0 <= xi < self.width and 0 <= yi < self.height:
+            return int(self.pix_gpu[yi, xi])
+        return -1
+
+    def gpu_centre(self, g: int) -> tuple[float, float]:
+        """Image coordinates of the centre of GPU g's patch (for tests and highlights)."""
+        return float(self.gpu_x[g]) + PATCH / 2.0, float(self.gpu_y[g]) + PATCH / 2.0
+
+
+def _rack_members(topology: Topology) -> list[np.ndarray]:
+    n_racks = max(len(topology.rack_names), int(topology.node_rack.max(initial=-1)) + 1, 1)
+    racks = np.asarray(topology.node_rack, np.int64)
+    return [np.flatnonzero(racks == r) for r in range(n_racks)]
+
+
+def plan_columns(n_racks: int, block_w: int, block_h: int, view_w: float, view_h: float,
+                 label_px: float = LABEL_PX) -> tuple[int, float]:
+    """Racks per row that give the biggest cells in a view of view_w x view_h screen pixels.
+
+    Returns (columns, screen pixels per image pixel).
+    """
+    best = (1, 0.0)
+    gap = RACK_GAP_CELLS * CELL
+    for cols in range(1, max(1, n_racks) + 1):
+        rows = math.ceil(n_racks / cols)
+        width = cols * block_w + (cols - 1) * gap
+        s_w = view_w / width
+        s_h = (view_h - rows * label_px) / (rows * block_h) if view_h > rows * label_px else 0.0
+        s = min(s_w, s_h)
+        if s > best[1] * 1.0001:
+            best = (cols, s)
+    return best
+
+
+def build_layout(topology: Topology, view_w: float = 1100.0, view_h: float = 560.0,
+                 label_text_px: float = 36.0, gap_code: int = 0, empty_code: int = 0) -> HeatmapLayout:
+    """Lay racks out in the grid that makes GPU cells largest in a view of that size."""
+    gpn = max(1, topology.gpus_per_node)
+    members = _rack_members(topology)
+    n_racks = len(members)
+    rows_per_rack = max(1, max((len(m) for m in members), default=1))
+    block_w, block_h = gpn * CELL, rows_per_rack * CELL
+    cols, scale = plan_columns(n_racks, block_w, block_h, max(view_w, 50.0), max(view_h, 50.0))
+    scale = max(scale, 1e-3)
+    label_h = max(CELL, int(math.ceil(LABEL_PX / scale)))
+    gap = RACK_GAP_CELLS * CELL
+    grid_rows = math.ceil(n_racks / cols)
+    width = cols * block_w + (cols - 1) * gap
+    height = grid_rows * (label_h + block_h)
+
+    n_gpus = topology.n_gpus
+    gpu_x = np.full(n_gpus, -1, np.int32)
+    gpu_y = np.full(n_gpus, -1, np.int32)
+    origins: list[tuple[float, float]] = []
+    local = np.arange(gpn, dtype=np.int32)
+    for r, nodes in enumerate(members):
+        bx = (r % cols) * (block_w + gap)
+        by = (r // cols) * (label_h + block_h)
+        origins.append((float(bx), float(by)))
+        if len(nodes) == 0:
+            continue
+        g = (nodes[:, None] * gpn + local[None, :]).reshape(-1)
+        gpu_x[g] = np.tile(bx + local * CELL, len(nodes))
+        gpu_y[g] = np.repeat(by + label_h + np.arange(len(nodes), dtype=np.int32) * CELL, gpn)
+
+    exists = topology.gpu_exists()
+    background = np.full((height, width), gap_code, np.uint8)
+    pix_gpu = np.full((height, width), -1, np.int32)
+    drawn = np.flatnonzero(gpu_x >= 0)
+    present = drawn[exists[drawn]]
+    absent = drawn[~exists[drawn]]
+    for dy in range(PATCH):
+        for dx in range(PATCH):
+            background[gpu_y[absent] + dy, gpu_x[absent] + dx] = empty_code
+            pix_gpu[gpu_y[present] + dy, gpu_x[present] + dx] = present
+    flat = pix_gpu.reshape(-1)
+    valid_pos = np.flatnonzero(flat >= 0)
+    valid_gpu = flat[valid_pos].astype(np.int32)
+    ys, xs = np.divmod(valid_pos, width)
+    valid_sub = ((ys - gpu_y[valid_gpu]) * PATCH + (xs - gpu_x[valid_gpu])).astype(np.uint8)
+    stride = max(1, int(math.ceil(label_text_px / max((block_w + gap) * scale, 1.0))))
+    return HeatmapLayout(
+        topology_version=topology.version, n_gpus=n_gpus, width=width, height=height,
+        columns=cols, scale=scale, pix_gpu=pix_gpu, valid_pos=valid_pos, valid_gpu=valid_gpu,
+        valid_sub=valid_sub, gpu_x=gpu_x, gpu_y=gpu_y, rack_origin=tuple(origins),
+        rack_label_stride=stride, background=background,
+    )
+
+
+#: Marks inside a 3x3 patch (row-major positions 0..8): none, dot, cross, bar, slash.
+MARK_NONE, MARK_DOT, MARK_CROSS, MARK_BAR, MARK_SLASH = range(5)
+PATTERNS = np.zeros((5, PATCH * PATCH), bool)
+PATTERNS[MARK_DOT, [4]] = True
+PATTERNS[MARK_CROSS, [0, 2, 4, 6, 8]] = True
+PATTERNS[MARK_BAR, [3, 4, 5]] = True
+PATTERNS[MARK_SLASH, [2, 4, 6]] = True
+
+
+# ---------------------------------------------------------------------------------------------
+# Colour codes: one fixed lookup table per metric
+# ---------------------------------------------------------------------------------------------
+
+N_CONT = 240  # codes 0..239: the continuous colour map
+CODE_HEALTH = 240  # 240..244: Health.OK .. Health.NO_DATA
+CODE_NO_DATA = 245
+CODE_MARK_DARK = 246
+CODE_MARK_LIGHT = 247
+CODE_GAP = 248
+CODE_EMPTY = 249  # a GPU slot the node does not have
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    key: str  # "health" or a GpuFrame attribute
+    label: str
+    lo: float
+    hi: float
+    cmap: str  # pyqtgraph colour map name ("" for the categorical health colours)
+    note: str = ""
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("health", "Health", 0, 4, ""),
+    MetricSpec("util", "GPU utilisation", 0.0, 100.0, "viridis"),
+    MetricSpec("tensor", "Tensor activity", 0.0, 1.0, "viridis"),
+    MetricSpec("temp", "Temperature", 30.0, 90.0, "CET-D1", "red = near the 87 \u00b0C slowdown"),
+    MetricSpec("power", "Power", 0.0, 700.0, "viridis"),
+)
+METRIC_BY_KEY = {m.key: m for m in METRICS}
+
+HEALTH_MARKS = {
+    Health.OK: MARK_NONE, Health.DEGRADED: MARK_DOT, Health.FAILED: MARK_CROSS,
+    Health.UNAVAILABLE: MARK_BAR, Health.NO_DATA: MARK_SLASH,
+}
+MARK_GLYPHS = {MARK_NONE: "\u25a0", MARK_DOT: "\u25a3", MARK_CROSS: "\u2612",
+               MARK_BAR: "\u229f", MARK_SLASH: "\u25a8"}
+
+
+def build_lut(spec: MetricSpec, theme: _theme.Theme) -> np.ndarray:
+    """uint8[256, 4]: the continuous map, health colours, no-data grey, marks, gaps."""
+    lut = np.zeros((256, 4), np.uint8)
+    if spec.cmap:
+        lut[:N_CONT] = colormap_lut(spec.cmap, N_CONT)
+    for h in Health:
+        lut[CODE_HEALTH + int(h)] = hex_rgba(theme.health[h])
+    lut[CODE_NO_DATA] = hex_rgba(theme.health[Health.NO_DATA])
+    lut[CODE_MARK_DARK] = hex_rgba("#0b0c0f")
+    lut[CODE_MARK_LIGHT] = hex_rgba("#c8ccd4")
+    lut[CODE_GAP] = hex_rgba(theme.background, 0)
+    lut[CODE_EMPTY] = hex_rgba("#1f2228")
+    return lut
+
+
+def colour_codes(spec: MetricSpec, frame: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-GPU (colour code, mark, mark code) for one metric; vectorised, no per-GPU Python."""
+    health = np.asarray(frame.gpu.health)
+    hcodes = np.clip(health, 0, 4).astype(np.intp)
+    marks = np.array([HEALTH_MARKS[Health(i)] for i in range(5)], np.uint8)[hcodes]
+    if spec.key == "health":
+        codes = (CODE_HEALTH + hcodes).astype(np.uint8)
+        mark_codes = np.where(hcodes == Health.NO_DATA, CODE_MARK_LIGHT, CODE_MARK_DARK).astype(np.uint8)
+        return codes, marks, mark_codes
+    values = np.asarray(getattr(frame.gpu, spec.key), np.float32)
+    nan = ~np.isfinite(values)
+    scaled = (np.nan_to_num(values, nan=spec.lo) - spec.lo) * ((N_CONT - 1) / (spec.hi - spec.lo))
+    codes = np.clip(np.rint(scaled), 0, N_CONT - 1).astype(np.uint8)
+    codes[nan] = CODE_NO_DATA
+    marks = np.where(nan, MARK_SLASH, marks).astype(np.uint8)
+    mark_codes = np.full(len(codes), CODE_MARK_LIGHT, np.uint8)
+    return codes, marks, mark_codes
+
+
+class HeatmapPanel(Panel):
+    """The GPU health map with metric selector, legend, hover tooltip and click (GUI thread)."""
+
+    title = "GPU health map"
+    redraw_ms = 500
+
+    def __init__(self, context: PanelContext | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context or PanelContext()
+        self.public_safe = False  # presentation mode: no job, user or tenant names
+        self.metric_spec: MetricSpec = METRICS[0]
+        self.layout_info: HeatmapLayout | None = None
+        self.image: np.ndarray = np.zeros((1, 1), np.uint8)
+        self.lut = build_lut(self.metric_spec, _theme.current())
+        self._layout_view_size = (0, 0)
+        self._rack_items: list[pg.TextItem] = []
+        self._hover_g = -1
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 2, 4, 4)
+        lay.setSpacing(2)
+        self.header = PanelHeader(self.title, self)
+        self.selector = QComboBox(self)
+        for m in METRICS:
+            self.selector.addItem(m.label, m.key)
+        self.selector.currentIndexChanged.connect(self._on_metric_changed)
+        self.header.add_widget(self.selector)
+        lay.addWidget(self.header)
+
+        self.view = pg.GraphicsLayoutWidget(self)
+        self.view.setBackground(_theme.current().background)
+        self.view.ci.setContentsMargins(0, 0, 0, 0)
+        self.viewbox = self.view.addViewBox()
+        self.viewbox.setMouseEnabled(False, False)
+        self.viewbox.setMenuEnabled(False)
+        self.viewbox.invertY(True)
+        self.viewbox.setAspectLocked(True)
+        self.viewbox.setDefaultPadding(0.01)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setAutoDownsample(False)
+        self.viewbox.addItem(self.image_item)
+        lay.addWidget(self.view, 1)
+
+        self.legend = QLabel(self)
+        self.legend.setObjectName("HeatmapLegend")
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.colour_bar = QLabel(self)
+        self.colour_bar.setFixedHeight(12)
+        self.colour_bar.setMinimumWidth(160)
+        legend_row = QWidget(self)
+        lrow = QHBoxLayout(legend_row)
+        lrow.setContentsMargins(6, 0, 6, 0)
+        self.bar_lo = QLabel(self)
+        self.bar_hi = QLabel(self)
+        lrow.addWidget(self.bar_lo)
+        lrow.addWidget(self.colour_bar)
+        lrow.addWidget(self.bar_hi)
+        lrow.addWidget(self.legend, 1)
+        lay.addWidget(legend_row)
+
+        scene = self.view.scene()
+        scene.sigMouseMoved.connect(self._on_mouse_moved)
+        scene.sigMouseClicked.connect(self._on_mouse_clicked)
+        self._apply_metric_legend()
+
+    # -- public API -------------------------------------------------------------------------
+
+    def set_metric(self, key: str) -> None:
+        """Colour the map by `key` ("health", "util", "tensor", "temp", "power")."""
+        idx = [m.key for m in METRICS].index(key)
+        self.selector.setCurrentIndex(idx)  # emits -> _on_metric_changed
+
+    def gpu_at_view(self, x: float, y: float) -> int:
+        """Flat GPU index under view (image) coordinates, -1 over gaps."""
+        return -1 if self.layout_info is None else self.layout_info.gpu_at(x, y)
+
+    def gpu_at_scene(self, pos: QPointF) -> int:
+        p = self.viewbox.mapSceneToView(pos)
+        return self.gpu_at_view(p.x(), p.y())
+
+    def rgba_of_gpu(self, g: int) -> tuple[int, int, int, int]:
+        """The fill colour of GPU g's cell (read where no mark is ever drawn: top middle)."""
+        assert self.layout_info is not None
+        x, y = int(self.layout_info.gpu_x[g]), int(self.layout_info.gpu_y[g])
+        return tuple(int(v) for v in self.lut[self.image[y, x + 1]])  # type: ignore[return-value]
+
+    def cell_pixels(self, g: int) -> np.ndarray:
+        """uint8[3, 3] colour codes of GPU g's patch (colour plus mark)."""
+        assert self.layout_info is not None
+        x, y = int(self.layout_info.gpu_x[g]), int(self.layout_info.gpu_y[g])
+        return self.image[y:y + PATCH, x:x + PATCH].copy()
+
+    def tooltip_for_gpu(self, g: int, frame: Frame | None = None) -> str:
+        """Plain-text tooltip: GPU, node, rack, health, job and tenant, then the values."""
+        frame = frame or self.frame
+        if frame is None or not (0 <= g < frame.topology.n_gpus):
+            return ""
+        topo = frame.topology
+        node_i, local = divmod(g, topo.gpus_per_node)
+        node = topo.node_names[node_i]
+        rack_i = int(topo.node_rack[node_i])
+        rack = topo.rack_names[rack_i] if 0 <= rack_i < len(topo.rack_names) else "?"
+        model = topo.node_model[node_i] if node_i < len(topo.node_model) else ""
+        gf = frame.gpu
+        health = Health(int(gf.health[g])) if 0 <= int(gf.health[g]) <= 4 else Health.NO_DATA
+        lines = [f"GPU {node}/{local}{f' ({model})' if model else ''} \u2014 node {node}, rack {rack}"]
+        hline = f"Health: {HEALTH_WORDS[health]}"
+        xid = float(gf.xid[g])
+        if math.isfinite(xid) and xid > 0:
+            hline += f" \u00b7 last XID {int(xid)}"
+        lines.append(hline)
+        row = int(gf.job_row[g])
+        if row >= 0 and row < len(frame.jobs):
+            jid = int(frame.jobs.job_id[row])
+            if self.public_safe:
+                lines.append(f"In use by job {jid}")
+            else:
+                name = str(frame.jobs.name[row])
+                t = int(gf.tenant[g])
+                tenant = frame.tenants.account[t] if 0 <= t < len(frame.tenants) else frame.jobs.accounts[int(frame.jobs.account[row])]
+                lines.append(f"Job {jid} \u201c{name}\u201d \u2014 tenant {tenant}, user {frame.jobs.user[row]}")
+        else:
+            lines.append("No job")
+        lines.append(f"Utilisation {fmt_metric('util', gf.util[g])} \u00b7 tensor {fmt_metric('tensor', gf.tensor[g])}"
+                     f" \u00b7 SM clock {fmt_metric('sm_clock', gf.sm_clock[g])}")
+        lines.append(f"Temperature {fmt_metric('temp', gf.temp[g])} \u00b7 power {fmt_metric('power', gf.power[g])}"
+                     f" \u00b7 memory {fmt_metric('fb_used', gf.fb_used[g])}")
+        lines.append(f"Delivering {fmt_metric('delivered_tflops', gf.delivered_tflops[g])}")
+        return "\n".join(lines)
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def render(self, frame: Frame) -> None:
+        self._ensure_layout(frame.topology)
+        L = self.layout_info
+        assert L is not None
+        codes, marks, mark_codes = colour_codes(self.metric_spec, frame)
+        img = self.image
+        flat = img.reshape(-1)
+        vg = L.valid_gpu
+        flat[L.valid_pos] = codes[vg]
+        m = PATTERNS[marks[vg], L.valid_sub]
+        flat[L.valid_pos[m]] = mark_codes[vg[m]]
+        self.image_item.setImage(img, autoLevels=False, levels=(0, 255), lut=self.lut)
+        stale = self.header.set_age(frame, "telemetry")
+        self.image_item.setOpacity(0.35 if stale else 1.0)
+        self._update_legend_counts(frame, codes)
+        if self._hover_g >= 0:
+            self._hover_g = -1  # values changed: the next mouse move rebuilds the tooltip
+
+    def _ensure_layout(self, topology: Topology) -> None:
+        """Rebuild the geometry when the topology changes or the view's shape changed a lot."""
+        size = (max(self.view.width(), 200), max(self.view.height(), 120))
+        L = self.layout_info
+        old = self._layout_view_size
+        resized = old[0] == 0 or abs(size[0] / old[0] - 1) > 0.2 or abs(size[1] / old[1] - 1) > 0.2
+        if L is not None and L.topology_version == topology.version and L.n_gpus == topology.n_gpus and not resized:
+            return
+        self._layout_view_size = size
+        th = _theme.current()
+        font = pg.QtGui.QFont(th.font_family)
+        font.setPixelSize(th.px(13))
+        metrics = pg.QtGui.QFontMetrics(font)
+        longest = max(topology.rack_names, key=len, default="")
+        label_px = metrics.horizontalAdvance(longest) + 12  # a label never touches the next one
+        # Leave room on the right for the last label in a row to overhang its block.
+        L = build_layout(topology, size[0] - 8 - label_px / 2, size[1] - 8, label_text_px=label_px,
+                         gap_code=CODE_GAP, empty_code=CODE_EMPTY)
+        self.layout_info = L
+        self.image = L.background.copy()
+        for item in self._rack_items:
+            self.viewbox.removeItem(item)
+        self._rack_items = []
+        for r, (x, y) in enumerate(L.rack_origin):
+            # Label whole columns of the grid, so labels line up from row to row.
+            if (r % L.columns) % L.rack_label_stride or r >= len(topology.rack_names):
+                continue
+            item = pg.TextItem(topology.rack_names[r], color=th.text_dim, anchor=(0, 0))
+            item.setFont(font)
+            item.setPos(x - 1, y)
+            self.viewbox.addItem(item)
+            self._rack_items.append(item)
+        overhang = label_px / max(L.scale, 1e-3) / 2
+        self.viewbox.setRange(xRange=(0, L.width + overhang), yRange=(0, L.height), padding=0.01)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._dirty = self._frame is not None
+
+    def _apply_metric_legend(self) -> None:
+        spec = self.metric_spec
+        continuous = bool(spec.cmap)
+        for w in (self.colour_bar, self.bar_lo, self.bar_hi):
+            w.setVisible(continuous)
+        if continuous:
+            stops = ", ".join(
+                f"stop:{i / 8:.3f} rgb({r},{g},{b})"
+                for i, (r, g, b, _a) in enumerate(self.lut[np.linspace(0, N_CONT - 1, 9).astype(int)]))
+            self.colour_bar.setStyleSheet(
+                f"background: qlineargradient(x1:0, y1:0, x2:1, y2:0, {stops}); border-radius: 2px;")
+            self.bar_lo.setText(fmt_metric(spec.key, spec.lo))
+            self.bar_hi.setText(fmt_metric(spec.key, spec.hi))
+
+    def _update_legend_counts(self, frame: Frame, codes: np.ndarray) -> None:
+        th = _theme.current()
+        exists = frame.topology.gpu_exists()
+        if self.metric_spec.key == "health":
+            counts = np.bincount(np.clip(frame.gpu.health[exists], 0, 4).astype(np.intp), minlength=5)
+            parts = [
+                f'<span style="color:{th.health[h]}">{MARK_GLYPHS[HEALTH_MARKS[h]]}</span> '
+                f"{HEALTH_WORDS[h]} {fmt_int(counts[int(h)])}"
+                for h in Health
+            ]
+        else:
+            n_nd = int((codes[exists] == CODE_NO_DATA).sum())
+            parts = [f'<span style="color:{th.health[Health.NO_DATA]}">{MARK_GLYPHS[MARK_SLASH]}</span> '
+                     f"no data {fmt_int(n_nd)}"]
+            if self.metric_spec.note:
+                parts.insert(0, self.metric_spec.note)
+        text = " &nbsp;&nbsp; ".join(parts)
+        if self.legend.text() != text:
+            self.legend.setText(text)
+
+    # -- slots ----------------------------------------------------------------------------------
+
+    def _on_metric_changed(self, index: int) -> None:
+        self.metric_spec = METRICS[index]
+        self.lut = build_lut(self.metric_spec, _theme.current())
+        self._apply_metric_legend()
+        if self._frame is not None:
+            self.render(self._frame)
+
+    def _on_mouse_moved(self, pos: QPointF) -> None:
+        g = self.gpu_at_scene(pos)
+        if g == self._hover_g:
+            return
+        self._hover_g = g
+        if g < 0:
+            QToolTip.hideText()
+            return
+        QToolTip.showText(QCursor.pos(), self.tooltip_for_gpu(g), self.view)
+
+    def _on_mouse_clicked(self, event) -> None:
+        g = self.gpu_at_scene(event.scenePos())
+        frame = self.frame
+        if g < 0 or frame is None:
+            return
+        node_i, local = divmod(g, frame.topology.gpus_per_node)
+        self.context.navigator.gpu_requested.emit(frame.topology.node_names[node_i], int(local))

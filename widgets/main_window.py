@@ -1,0 +1,422 @@
+"""The main window: a thin shell of dockable panels, a source banner and a status bar.
+
+It owns no data work: frames come in through `show_frame` (connected to the bridge) and are
+handed to each panel, which redraws on its own timer. Navigation requests from any panel
+(`PanelContext.navigator`) are served here. Geometry and dock layout persist in QSettings; the
+layout is locked by default (no dock title bars, the panels carry their own headers) and can be
+unlocked from the View menu to rearrange it.
+
+Panels built by other modules are imported lazily and defensively: a panel that fails to
+import becomes a placeholder that says so, instead of taking the console down.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMenuBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.model import Frame
+from widgets import theme as _theme
+from widgets.formatting import fmt_duration
+from widgets.panel import Panel, PanelContext
+from widgets.sources_panel import failing_banner
+from widgets.theme import set_state_property
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1  # bump when the set of docks changes, so old saved layouts are ignored
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    key: str
+    module: str
+    cls: str
+    title: str
+    public: bool = False  # shown in presentation mode (nothing confidential in it)
+
+
+PANELS: tuple[PanelSpec, ...] = (
+    PanelSpec("kpi", "widgets.kpi_panel", "KpiPanel", "Overview", public=True),
+    PanelSpec("heatmap", "widgets.heatmap_panel", "HeatmapPanel", "GPU health map", public=True),
+    PanelSpec("capacity", "widgets.capacity_panel", "CapacityPanel", "Delivered compute over time",
+              public=True),
+    PanelSpec("jobs", "widgets.jobs_panel", "JobsPanel", "Jobs"),
+    PanelSpec("tenants", "widgets.tenants_panel", "TenantsPanel", "Tenants"),
+    PanelSpec("alerts", "widgets.alerts_panel", "AlertsPanel", "Alerts"),
+    PanelSpec("incidents", "widgets.incidents_panel", "IncidentsPanel", "Incidents"),
+    PanelSpec("sources", "widgets.sources_panel", "SourcesPanel", "Data sources"),
+)
+
+
+class UnavailablePanel(Panel):
+    """Stands in for a panel whose module could not be loaded; says why, in words."""
+
+    def __init__(self, title: str, reason: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = title
+        lay = QVBoxLayout(self)
+        label = QLabel(f"{title} is unavailable: {reason}", self)
+        label.setWordWrap(True)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        lay.addWidget(label)
+
+    def render(self, frame: Frame) -> None:
+        pass
+
+
+def load_panel(spec: PanelSpec, context: PanelContext) -> QWidget:
+    try:
+        cls = getattr(importlib.import_module(spec.module), spec.cls)
+        return cls(context)
+    except ModuleNotFoundError as exc:
+        if exc.name != spec.module:
+            log.exception("panel %s could not be created", spec.key)
+        else:
+            log.warning("panel %s is not installed", spec.key)
+        return UnavailablePanel(spec.title, "not installed")
+    except Exception as exc:  # a broken panel must not stop the console
+        log.exception("panel %s could not be created", spec.key)
+        return UnavailablePanel(spec.title, f"{type(exc).__name__}: {exc}")
+
+
+class MainWindow(QMainWindow):
+    """The console window (GUI thread)."""
+
+    def __init__(self, context: PanelContext | None = None, *, settings: QSettings | None = None,
+                 persist: bool = True, presentation: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context or PanelContext()
+        self.presentation = presentation
+        self._persist = persist
+        self._settings = settings if settings is not None else (
+            QSettings("AISC", "AISC Console") if persist else None)
+        self._prefix = "presentation" if presentation else "window"
+        self._frame: Frame | None = None
+        self._drilldowns: dict[str, QWidget] = {}
+        self.setObjectName("MainWindow")
+        self.setWindowTitle("AISC Console")
+        self.setDockNestingEnabled(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
+                            | QMainWindow.DockOption.AllowNestedDocks)
+        for corner, area in ((Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.TopDockWidgetArea),
+                             (Qt.Corner.TopRightCorner, Qt.DockWidgetArea.TopDockWidgetArea)):
+            self.setCorner(corner, area)
+
+        self.panels: dict[str, QWidget] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        specs = [s for s in PANELS if s.public or not presentation]
+        for spec in specs:
+            panel = load_panel(spec, self.context)
+            if presentation and hasattr(panel, "public_safe"):
+                panel.public_safe = True
+            dock = QDockWidget(spec.title, self)
+            dock.setObjectName(f"dock_{spec.key}")
+            dock.setWidget(panel)
+            self.panels[spec.key] = panel
+            self.docks[spec.key] = dock
+        self._arrange_default()
+
+        self._build_top()
+        self._build_status_bar()
+        self._build_actions()
+        self.set_layout_locked(True)
+        self.context.navigator.tenant_requested.connect(self._on_tenant_requested)
+        self.context.navigator.gpu_requested.connect(self._on_gpu_requested)
+        self.context.navigator.node_requested.connect(self._on_node_requested)
+        self.context.navigator.job_requested.connect(self._on_job_requested)
+        self._age_timer = QTimer(self)
+        self._age_timer.setInterval(1000)
+        self._age_timer.timeout.connect(self._update_status_age)
+        self._age_timer.start()
+        self.resize(1920, 1080)
+        self._restore_geometry()
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def _arrange_default(self) -> None:
+        """The first-run layout for 1920x1080: KPIs across the top, the map left, plots right."""
+        d = self.docks
+        top, left, right = (Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea,
+                            Qt.DockWidgetArea.RightDockWidgetArea)
+        self.addDockWidget(top, d["kpi"])
+        self.addDockWidget(left, d["heatmap"])
+        self.addDockWidget(right, d["capacity"])
+        if "jobs" in d:
+            self.splitDockWidget(d["heatmap"], d["jobs"], Qt.Orientation.Vertical)
+        if "alerts" in d:
+            self.splitDockWidget(d["capacity"], d["tenants"], Qt.Orientation.Vertical)
+            self.splitDockWidget(d["capacity"], d["alerts"], Qt.Orientation.Vertical)
+        # No central widget: the docks share the whole window.
+        self._first_show = True
+
+    def _apply_default_sizes(self) -> None:
+        """Tabs and dock proportions, once the window is shown at its real size.
+
+        Tabifying before the window is shown leaves stray tab bars drawn over the docks
+        (Qt 6.11), and sizes set before it has its size are ignored: both wait for showEvent.
+        """
+        d = self.docks
+        if "alerts" in d:
+            self.tabifyDockWidget(d["alerts"], d["incidents"])
+            self.tabifyDockWidget(d["tenants"], d["sources"])
+            d["alerts"].raise_()
+            d["tenants"].raise_()
+        if self.presentation:
+            self.resizeDocks([d["kpi"]], [200], Qt.Orientation.Vertical)
+            self.resizeDocks([d["heatmap"], d["capacity"]], [1150, 770], Qt.Orientation.Horizontal)
+        else:
+            self.resizeDocks([d["kpi"]], [150], Qt.Orientation.Vertical)
+            self.resizeDocks([d["heatmap"], d["capacity"]], [1080, 840], Qt.Orientation.Horizontal)
+            if "jobs" in d:
+                self.resizeDocks([d["heatmap"], d["jobs"]], [520, 380], Qt.Orientation.Vertical)
+            if "alerts" in d:
+                self.resizeDocks([d["capacity"], d["alerts"], d["tenants"]], [320, 280, 300],
+                                 Qt.Orientation.Vertical)
+
+    def set_layout_locked(self, locked: bool) -> None:
+        """Locked: no dock title bars (panels have their own headers), docks cannot move."""
+        self.layout_locked = locked
+        features = (QDockWidget.DockWidgetFeature.NoDockWidgetFeatures if locked else
+                    QDockWidget.DockWidgetFeature.DockWidgetMovable
+                    | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                    | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        for dock in self.docks.values():
+            dock.setFeatures(features)
+            dock.setTitleBarWidget(QWidget(dock) if locked else None)
+        if hasattr(self, "_lock_action"):
+            self._lock_action.setChecked(locked)
+
+    def save_layout(self) -> None:
+        if self._settings is None:
+            return
+        s = self._settings
+        s.setValue(f"{self._prefix}/geometry", self.saveGeometry())
+        s.setValue(f"{self._prefix}/state", self.saveState(STATE_VERSION))
+        s.setValue(f"{self._prefix}/locked", self.layout_locked)
+        s.sync()
+
+    def _restore_geometry(self) -> None:
+        geometry = None if self._settings is None else self._settings.value(f"{self._prefix}/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+
+    def restore_layout(self) -> bool:
+        """Restore the saved dock layout (done at first show); False when none was saved."""
+        if self._settings is None:
+            return False
+        s = self._settings
+        state = s.value(f"{self._prefix}/state")
+        ok = isinstance(state, QByteArray) and self.restoreState(state, STATE_VERSION)
+        locked = s.value(f"{self._prefix}/locked", True)
+        self.set_layout_locked(locked not in (False, "false", 0, "0"))
+        return bool(ok)
+
+    # -- chrome -------------------------------------------------------------------------------
+
+    def _build_top(self) -> None:
+        top = QWidget(self)
+        lay = QVBoxLayout(top)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        self.menu_bar = QMenuBar(top)
+        if not self.presentation:
+            lay.addWidget(self.menu_bar)
+        else:
+            self.menu_bar.hide()
+        self.banner = QLabel(top)
+        self.banner.setObjectName("SourceBanner")
+        self.banner.setWordWrap(True)
+        self.banner.hide()
+        lay.addWidget(self.banner)
+        self.setMenuWidget(top)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.cluster_label = QLabel("no data yet", self)
+        self.sim_badge = QLabel("SIMULATED CLUSTER", self)
+        self.sim_badge.setObjectName("SimulatedBadge")
+        self.sim_badge.setToolTip("The data comes from the built-in simulated cluster, not a real machine.")
+        self.sim_badge.hide()
+        self.age_label = QLabel("", self)
+        bar.addWidget(self.cluster_label)
+        bar.addWidget(self.sim_badge)
+        bar.addPermanentWidget(self.age_label)
+
+    def _build_actions(self) -> None:
+        def action(text: str, shortcut: QKeySequence | str | None, slot, checkable: bool = False) -> QAction:
+            a = QAction(text, self)
+            if shortcut is not None:
+                a.setShortcut(QKeySequence(shortcut))
+            a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+            a.setCheckable(checkable)
+            a.triggered.connect(slot)
+            self.addAction(a)  # shortcuts work even with the menu bar hidden
+            return a
+
+        file_menu = self.menu_bar.addMenu("&File")
+        file_menu.addAction(action("&Quit", "Ctrl+Q", self.close))
+        view = self.menu_bar.addMenu("&View")
+        self.fullscreen_action = action("&Full screen", "F11", self.toggle_fullscreen)
+        view.addAction(self.fullscreen_action)
+        view.addAction(action("Larger text", "Ctrl+=", lambda: self.change_font_scale(1.15)))
+        view.addAction(action("Smaller text", "Ctrl+-", lambda: self.change_font_scale(1 / 1.15)))
+        view.addAction(action("Normal text size", "Ctrl+0", lambda: self.change_font_scale(None)))
+        self._lock_action = action("&Lock layout", None, lambda on: self.set_layout_locked(bool(on)), True)
+        view.addAction(self._lock_action)
+        view.addSeparator()
+        self.focus_actions: list[QAction] = []
+        for i, key in enumerate(self.docks):
+            if i >= 9:
+                break
+            a = action(f"Go to {self.docks[key].windowTitle()}", f"Ctrl+{i + 1}",
+                       lambda _=False, k=key: self.focus_panel(k))
+            view.addAction(a)
+            self.focus_actions.append(a)
+        view.addSeparator()
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+
+    # -- behaviour ----------------------------------------------------------------------------
+
+    def focus_panel(self, key: str) -> None:
+        dock = self.docks.get(key)
+        if dock is None:
+            return
+        dock.show()
+        dock.raise_()
+        panel = self.panels[key]
+        panel.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def toggle_fullscreen(self) -> None:
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    def change_font_scale(self, factor: float | None) -> None:
+        """Rescale text for a wall screen and remember it (QSS sizes follow at once)."""
+        th = _theme.current()
+        scale = 1.0 if factor is None else min(3.0, max(0.6, th.font_scale * factor))
+        app = QApplication.instance()
+        if app is not None:
+            _theme.apply(app, th.scaled(scale))
+        if self._settings is not None:
+            self._settings.setValue("display/font_scale", scale)
+
+    @Slot(object)
+    def show_frame(self, frame: Frame) -> None:
+        """Hand the frame to every panel and drill-down; cheap (panels redraw on their timers)."""
+        self._frame = frame
+        for panel in self.panels.values():
+            panel.show_frame(frame)
+        for win in list(self._drilldowns.values()):
+            win.show_frame(frame)
+        self._update_chrome(frame)
+
+    def render_all(self) -> None:
+        """Render every panel now (snapshot and tests; live rendering is timer-driven)."""
+        for panel in self.panels.values():
+            panel.render_now()
+        if self._frame is not None:
+            self._update_chrome(self._frame)
+
+    def _update_chrome(self, frame: Frame) -> None:
+        banner = failing_banner(frame)
+        if banner is None:
+            self.banner.hide()
+        else:
+            text, severity = banner
+            if self.banner.text() != text:
+                self.banner.setText(text)
+            set_state_property(self.banner, "severity", severity)
+            self.banner.show()
+        k = frame.kpis
+        cluster = f"{frame.cluster} \u00b7 {k.gpus_total:,} GPUs on {k.nodes_total:,} nodes"
+        if self.cluster_label.text() != cluster:
+            self.cluster_label.setText(cluster)
+        self.sim_badge.setVisible(bool(frame.simulated))
+        self._update_status_age()
+
+    @Slot()
+    def _update_status_age(self) -> None:
+        frame = self._frame
+        if frame is None:
+            return
+        stamp = time.strftime("%H:%M:%S", time.localtime(frame.time))
+        lag = time.time() - frame.time
+        text = f"frame {frame.seq:,} at {stamp}"
+        if lag > 5:
+            text += f" ({fmt_duration(lag)} ago)"
+        if self.age_label.text() != text:
+            self.age_label.setText(text)
+
+    @Slot(str)
+    def _on_tenant_requested(self, account: str) -> None:
+        if self.presentation:
+            return  # tenant identities are not shown in public
+        win = self._drilldowns.get(account)
+        if win is None:
+            try:
+                mod = importlib.import_module("widgets.tenant_drilldown")
+                win = mod.TenantDrilldownWindow(account, self.context, self)
+            except Exception as exc:
+                log.exception("tenant drill-down for %s failed", account)
+                self.statusBar().showMessage(f"Cannot open tenant {account}: {exc}", 10_000)
+                return
+            self._drilldowns[account] = win
+            win.destroyed.connect(lambda _=None, a=account: self._drilldowns.pop(a, None))
+            if self._frame is not None:
+                win.show_frame(self._frame)
+        win.show()
+        win.raise_()
+        win.activateWindow()
+
+    @Slot(str, int)
+    def _on_gpu_requested(self, node: str, gpu: int) -> None:
+        self.statusBar().showMessage(f"Selected GPU {node}/{gpu}", 10_000)
+        self._ask_panel("jobs", "select_node", node)
+
+    @Slot(str)
+    def _on_node_requested(self, node: str) -> None:
+        self.statusBar().showMessage(f"Selected node {node}", 10_000)
+        self._ask_panel("jobs", "select_node", node)
+
+    @Slot(int)
+    def _on_job_requested(self, job_id: int) -> None:
+        self.statusBar().showMessage(f"Selected job {job_id}", 10_000)
+        if self._ask_panel("jobs", "select_job", job_id):
+            self.focus_panel("jobs")
+
+    def _ask_panel(self, key: str, method: str, *args) -> bool:
+        """Call an optional method of a panel if that panel offers it."""
+        fn = getattr(self.panels.get(key), method, None)
+        if callable(fn):
+            fn(*args)
+            return True
+        return False
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._first_show:
+            self._first_show = False
+            if not self.restore_layout():
+                self._apply_default_sizes()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self._persist:
+            self.save_layout()
+        for win in list(self._drilldowns.values()):
+            win.close()
+        super().closeEvent(event)

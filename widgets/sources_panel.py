@@ -1,0 +1,145 @@
+"""Source status: is each data source answering, how old is its data, and if not, why not.
+
+A blind console must never look calm: each source's state is shown as a mark, a word and a
+colour, the error in plain words, and the age of the newest good data. `failing_banner` phrases
+the banner the main window shows across the top while a source is failing or stale.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from console.model import Frame, Severity, SourceState, SourceStatus
+from widgets import theme as _theme
+from widgets.formatting import fmt_duration, fmt_latency, plural
+from widgets.panel import Panel, PanelContext
+from widgets.theme import SOURCE_STATE_WORDS, PanelHeader, source_state_colour
+
+COLUMNS = ("Source", "Data", "State", "Data age", "Latency", "Error or detail")
+COLUMN_WIDTHS = (150, 110, 120, 130, 90)
+KIND_WORDS = {"telemetry": "telemetry", "scheduler": "scheduler", "alerts": "alerts",
+              "simulator": "simulator"}
+
+
+def state_text(status: SourceStatus) -> str:
+    mark, word = SOURCE_STATE_WORDS.get(status.state.value, ("?", status.state.value))
+    return f"{mark} {word}"
+
+
+def age_text(status: SourceStatus, now: float) -> str:
+    age = status.age_s(now)
+    return "no data yet" if age is None else f"{fmt_duration(age)} old"
+
+
+def detail_text(status: SourceStatus) -> str:
+    """The error in words when failing (with how many attempts failed), else the detail."""
+    if status.error and status.state in (SourceState.FAILING, SourceState.STALE, SourceState.SLOW):
+        text = status.error
+        if status.consecutive_failures > 1:
+            text += f" ({plural(status.consecutive_failures, 'failure')} in a row)"
+        return text
+    return status.detail or ""
+
+
+def failing_banner(frame: Frame) -> tuple[str, str] | None:
+    """(text, severity) for the main window banner, or None when every source is fine.
+
+    "Scheduler source slurm failing: cannot connect ... — data shown is 2 min old".
+    """
+    parts: list[str] = []
+    severity = "warning"
+    for s in frame.sources:
+        if s.state not in (SourceState.FAILING, SourceState.STALE):
+            continue
+        age = s.age_s(frame.time)
+        shown = "no data received yet" if age is None else f"data shown is {fmt_duration(age)} old"
+        kind = KIND_WORDS.get(s.kind, s.kind).capitalize()
+        if s.state is SourceState.FAILING:
+            severity = "critical"
+            reason = s.error or "no answer"
+            parts.append(f"{kind} source {s.name} failing: {reason} \u2014 {shown}")
+        else:
+            parts.append(f"{kind} source {s.name} stale: {shown}")
+    if not parts:
+        return None
+    return "  \u2022  ".join(parts), severity
+
+
+class SourcesPanel(Panel):
+    """One row per source (GUI thread)."""
+
+    title = "Data sources"
+    redraw_ms = 1000
+
+    def __init__(self, context: PanelContext | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context or PanelContext()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 2, 4, 4)
+        lay.setSpacing(2)
+        self.header = PanelHeader(self.title, self)
+        lay.addWidget(self.header)
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.table.setWordWrap(False)
+        hdr = self.table.horizontalHeader()
+        # Fixed widths, never resizeColumnsToContents (PERF.md); the error column takes the rest.
+        for i, w in enumerate(COLUMN_WIDTHS):
+            self.table.setColumnWidth(i, _theme.current().px(w))
+        hdr.setStretchLastSection(True)
+        hdr.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        lay.addWidget(self.table, 1)
+        self._names: tuple[str, ...] = ()
+
+    def cell_text(self, row: int, col: int) -> str:
+        item = self.table.item(row, col)
+        return "" if item is None else item.text()
+
+    def row_of(self, name: str) -> int:
+        return self._names.index(name)
+
+    def render(self, frame: Frame) -> None:
+        names = tuple(s.name for s in frame.sources)
+        if names != self._names:
+            self._names = names
+            self.table.setRowCount(len(names))
+            for r in range(len(names)):
+                for c in range(len(COLUMNS)):
+                    item = QTableWidgetItem()
+                    item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+                    self.table.setItem(r, c, item)
+        th = _theme.current()
+        worst_stale = False
+        for r, s in enumerate(frame.sources):
+            texts = (s.name, KIND_WORDS.get(s.kind, s.kind), state_text(s), age_text(s, frame.time),
+                     fmt_latency(s.latency_s), detail_text(s))
+            for c, text in enumerate(texts):
+                item = self.table.item(r, c)
+                if item.text() != text:
+                    item.setText(text)
+            colour = QColor(source_state_colour(th, s.state.value))
+            state_item = self.table.item(r, 2)
+            if state_item.foreground().color() != colour:
+                state_item.setForeground(QBrush(colour))
+            err_item = self.table.item(r, 5)
+            err_colour = QColor(th.severity[Severity.CRITICAL] if s.state is SourceState.FAILING else th.text)
+            if err_item.foreground().color() != err_colour:
+                err_item.setForeground(QBrush(err_colour))
+            err_item.setToolTip(texts[5])
+            worst_stale = worst_stale or s.state in (SourceState.FAILING, SourceState.STALE)
+        # The panel's own age is the freshest poll attempt: it says whether we are still trying.
+        attempts = [s.last_attempt for s in frame.sources if s.last_attempt is not None]
+        label = self.header.age_label
+        newest = max(attempts) if attempts else None
+        text = "no poll yet" if newest is None else f"last poll {fmt_duration(frame.time - newest)} ago"
+        if worst_stale:
+            text = f"SOURCE DOWN \u00b7 {text}"
+        if label.text() != text:
+            label.setText(text)
+        _theme.set_state_property(label, "stale", "true" if worst_stale else "false")
