@@ -1,0 +1,280 @@
+"""Tenants: one row per Slurm account with its share of the machine and what it delivers.
+
+Answers "who is using the machine, how well, and at what cost" at a glance; double-click or
+Enter opens the tenant's drill-down window (through the navigator, so this panel does not know
+which window shows it). Lives in the GUI thread; the model sorts inside itself like the jobs
+model (only tens of rows here, but the same calm-update rules apply).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import (
+    QAbstractTableModel, QEvent, QModelIndex, QObject, QPersistentModelIndex, Qt, Slot,
+)
+from PySide6.QtGui import QColor, QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView, QHeaderView, QTableView, QVBoxLayout, QWidget,
+)
+
+from console.model import Frame, TenantTable
+from widgets import theme as theme_mod
+from widgets.formatting import DASH, fmt_int, fmt_pct, fmt_pf
+from widgets.panel import Panel, PanelContext
+from widgets.theme import PanelHeader
+
+ACCOUNT_ROLE = int(Qt.ItemDataRole.UserRole) + 2
+
+COL_NAME, COL_KIND, COL_GPUS, COL_SHARE, COL_PF, COL_EFF, COL_RUN, COL_PEND, COL_GPUS_PEND, \
+    COL_SUBSIDY, COL_COST = range(11)
+HEADERS = ("Tenant", "Kind", "GPUs in use", "Share", "Delivered", "Efficiency", "Running",
+           "Pending", "GPUs pending", "Subsidy", "Cost / hour")
+COLUMN_WIDTHS = (300, 150, 128, 84, 108, 112, 96, 96, 140, 94, 120)
+_TEXT_COLS = frozenset({COL_NAME, COL_KIND})
+
+
+def fmt_money(x: float) -> str:
+    return DASH if not np.isfinite(x) else f"${x:,.0f}"
+
+
+class TenantsTableModel(QAbstractTableModel):
+    """Rows of a TenantTable, sorted by any column (default: GPUs in use, largest first)."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._t: TenantTable | None = None
+        self._view = np.zeros(0, np.int64)
+        self._sort_col = COL_GPUS
+        self._sort_desc = True
+        self._frozen = False
+
+    @property
+    def tenants(self) -> TenantTable | None:
+        return self._t
+
+    def set_tenants(self, tenants: TenantTable) -> None:
+        old = [self._t.account[i] for i in self._view] if self._t is not None else []
+        self._t = tenants
+        if self._frozen and old and set(old) == set(tenants.account):
+            view = np.array([tenants.index(a) for a in old], np.int64)
+        else:
+            view = self._sorted()
+        if [tenants.account[i] for i in view] == old:
+            self._view = view
+            if len(view):
+                self.dataChanged.emit(self.index(0, 0),
+                                      self.index(len(view) - 1, len(HEADERS) - 1))
+            return
+        self.beginResetModel()
+        self._view = view
+        self.endResetModel()
+
+    def set_order_frozen(self, frozen: bool) -> None:
+        if frozen != self._frozen:
+            self._frozen = frozen
+            if not frozen and self._t is not None:
+                self.sort(self._sort_col, Qt.SortOrder.DescendingOrder if self._sort_desc
+                          else Qt.SortOrder.AscendingOrder)
+
+    def account_at(self, row: int) -> str:
+        assert self._t is not None
+        return self._t.account[int(self._view[row])]
+
+    def visible_accounts(self) -> list[str]:
+        return [] if self._t is None else [self._t.account[i] for i in self._view]
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else int(len(self._view))
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(HEADERS):
+            if role == Qt.ItemDataRole.DisplayRole:
+                return HEADERS[section]
+            if role == Qt.ItemDataRole.TextAlignmentRole:
+                # left even over numbers: the sort arrow sits on the right and would cover it
+                return int(Qt.AlignmentFlag.AlignLeft) | int(Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if self._t is None or not index.isValid() or not 0 <= index.row() < len(self._view):
+            return None
+        i = int(self._view[index.row()])
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(i, col)
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _align(col)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(i, col)
+        if role == Qt.ItemDataRole.ForegroundRole and col == COL_NAME:
+            return QColor(theme_mod.current().accent)
+        if role == ACCOUNT_ROLE:
+            return self._t.account[i]
+        return None
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        if not 0 <= column < len(HEADERS):
+            return
+        self._sort_col = column
+        self._sort_desc = order == Qt.SortOrder.DescendingOrder
+        if self._t is None:
+            return
+        self.layoutAboutToBeChanged.emit()
+        old = self._view
+        persistent = self.persistentIndexList()
+        self._view = self._sorted()
+        pos = {int(t): r for r, t in enumerate(self._view)}
+        if persistent:
+            self.changePersistentIndexList(
+                persistent, [self.index(pos[int(old[p.row()])], p.column()) for p in persistent])
+        self.layoutChanged.emit()
+
+    def _key(self, col: int) -> np.ndarray:
+        t = self._t
+        assert t is not None
+        if col in _TEXT_COLS:
+            words = [s.lower() for s in (t.display if col == COL_NAME else t.kind)]
+            order = np.argsort(np.array(words, dtype=np.str_), kind="stable")
+            rank = np.empty(len(words), np.float64)
+            rank[order] = np.arange(len(words))
+            return rank
+        arr = {COL_GPUS: t.gpus_in_use, COL_SHARE: t.share, COL_PF: t.delivered_pf,
+               COL_EFF: t.efficiency, COL_RUN: t.jobs_running, COL_PEND: t.jobs_pending,
+               COL_GPUS_PEND: t.gpus_pending, COL_SUBSIDY: t.subsidy,
+               COL_COST: t.cost_per_hour}[col].astype(np.float64)
+        return np.where(np.isnan(arr), -np.inf, arr)  # no data sorts as the smallest
+
+    def _sorted(self) -> np.ndarray:
+        t = self._t
+        if t is None or not len(t):
+            return np.zeros(0, np.int64)
+        key = self._key(self._sort_col)
+        if self._sort_desc:
+            key = -key
+        names = np.argsort(np.array([d.lower() for d in t.display], dtype=np.str_), kind="stable")
+        tie = np.empty(len(t), np.int64)
+        tie[names] = np.arange(len(t))
+        return np.lexsort((tie, key)).astype(np.int64)
+
+    def _text(self, i: int, col: int) -> str:
+        t = self._t
+        assert t is not None
+        if col == COL_NAME:
+            return t.display[i] or t.account[i]
+        if col == COL_KIND:
+            return t.kind[i]
+        if col == COL_GPUS:
+            return fmt_int(int(t.gpus_in_use[i]))
+        if col == COL_SHARE:
+            return fmt_pct(float(t.share[i]), 1)
+        if col == COL_PF:
+            return fmt_pf(float(t.delivered_pf[i]))
+        if col == COL_EFF:
+            eff = float(t.efficiency[i])
+            return "no data" if not np.isfinite(eff) else fmt_pct(eff)
+        if col == COL_RUN:
+            return fmt_int(int(t.jobs_running[i]))
+        if col == COL_PEND:
+            return fmt_int(int(t.jobs_pending[i]))
+        if col == COL_GPUS_PEND:
+            return fmt_int(int(t.gpus_pending[i]))
+        if col == COL_SUBSIDY:
+            return fmt_pct(float(t.subsidy[i]))
+        return fmt_money(float(t.cost_per_hour[i]))
+
+    def _tooltip(self, i: int, col: int) -> str | None:
+        t = self._t
+        assert t is not None
+        if col == COL_NAME:
+            return (f"{t.display[i]} (Slurm account {t.account[i]}): double-click for its jobs, "
+                    "GPUs and usage")
+        if col == COL_EFF:
+            return "delivered petaflops / peak of the GPUs it holds"
+        if col == COL_COST:
+            return (f"list price {fmt_money(float(t.price_per_gpu_hour[i]))} per GPU-hour; "
+                    f"subsidy pays {fmt_money(float(t.subsidy_per_hour[i]))} of it per hour")
+        return None
+
+
+def _align(col: int) -> int:
+    h = Qt.AlignmentFlag.AlignLeft if col in _TEXT_COLS else Qt.AlignmentFlag.AlignRight
+    return int(h) | int(Qt.AlignmentFlag.AlignVCenter)
+
+
+class TenantsPanel(Panel):
+    """One row per tenant (frame.tenants); double-click or Enter asks for its drill-down."""
+
+    title = "Tenants"
+
+    def __init__(self, context: PanelContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.model = TenantsTableModel(self)
+        self.header = PanelHeader(self.title, self)
+        self.table = QTableView(self)
+        self.table.setObjectName("TenantsTable")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        vh = self.table.verticalHeader()
+        vh.setVisible(False)
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vh.setDefaultSectionSize(26)
+        hh = self.table.horizontalHeader()
+        hh.setHighlightSections(False)
+        hh.setStretchLastSection(False)
+        for col, width in enumerate(COLUMN_WIDTHS):
+            self.table.setColumnWidth(col, width)
+        hh.setSortIndicator(COL_GPUS, Qt.SortOrder.DescendingOrder)
+        self.table.setSortingEnabled(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.header)
+        layout.addWidget(self.table, 1)
+        self.table.doubleClicked.connect(self._on_double_clicked)
+        self.table.installEventFilter(self)
+        self.table.viewport().installEventFilter(self)
+
+    def render(self, frame: Frame) -> None:
+        self.header.set_age(frame, "scheduler")
+        self.model.set_tenants(frame.tenants)
+
+    def open_row(self, row: int) -> None:
+        if 0 <= row < self.model.rowCount():
+            self.context.navigator.tenant_requested.emit(self.model.account_at(row))
+
+    @Slot(QModelIndex)
+    def _on_double_clicked(self, index: QModelIndex) -> None:
+        self.open_row(index.row())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        et = event.type()
+        if watched is self.table.viewport():
+            if et == QEvent.Type.Enter:
+                self.model.set_order_frozen(True)
+            elif et == QEvent.Type.Leave:
+                self.model.set_order_frozen(False)
+        elif watched is self.table and isinstance(event, QKeyEvent) and et == QEvent.Type.KeyPress:
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                idx = self.table.currentIndex()
+                if idx.isValid():
+                    self.open_row(idx.row())
+                    return True
+        return super().eventFilter(watched, event)
