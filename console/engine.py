@@ -29,6 +29,16 @@ log = logging.getLogger(__name__)
 FrameCallback = Callable[[Frame], None]
 
 
+def operator_name() -> str:
+    """Who is at the console, for the audit journal and silence authors: the OS account."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database entry (containers): still journal something honest
+        return "unknown operator"
+
+
 def _make_detector() -> object | None:
     try:
         from console.analytics.anomaly import AnomalyDetector
@@ -83,7 +93,7 @@ class Engine:
         except ImportError:
             return None
         try:
-            return Actions(self.sources, Journal(default_journal_path()))
+            return Actions(self.sources, Journal(default_journal_path()), operator=operator_name())
         except Exception:  # actions are optional; the dashboard must come up regardless
             log.exception("operator actions unavailable")
             return None

@@ -215,7 +215,7 @@ class AlertsTreeModel(QAbstractItemModel):
     # --- inputs -------------------------------------------------------------------------------
 
     def set_frame(self, frame: Frame) -> None:
-        self.set_rows(rows_from_frame(frame.alerts, frame.anomalies), frame.time)
+        self.set_rows(rows_from_frame(frame.alerts, frame.anomalies), frame.data_now or frame.time)
 
     def set_rows(self, rows: list[AlertRow], now: float) -> None:
         self._now = float(now)

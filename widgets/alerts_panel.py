@@ -408,7 +408,7 @@ class AlertsPanel(Panel):
         for r, s in enumerate(silences):
             item = t.item(r, 4)
             if item is not None:
-                item.setText(fmt_duration(s.ends_at - frame.time))
+                item.setText(fmt_duration(s.ends_at - (frame.data_now or frame.time)))
 
     def _show_details(self, row: AlertRow | None) -> None:
         if row is None:
@@ -421,7 +421,7 @@ class AlertsPanel(Panel):
         colour = th.severity[row.severity]
         e = html.escape
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.starts_at))
-        now = self.frame.time if self.frame is not None else time.time()
+        now = (self.frame.data_now or self.frame.time) if self.frame is not None else time.time()
         src = "detected by console" if row.detected_by_console else f"Alertmanager ({row.source})"
         parts = [
             f"<h3 style='margin:0'>{e(row.name)}</h3>",

@@ -177,7 +177,7 @@ class IncidentsPanel(Panel):
         def link(href: str, words: str) -> str:
             return f"<a href='{e(href)}' style='color:{th.accent}'>{e(words)}</a>"
 
-        now = self.frame.time if self.frame is not None else time.time()
+        now = (self.frame.data_now or self.frame.time) if self.frame is not None else time.time()
         started = time.strftime("%H:%M:%S", time.localtime(c.started_at))
         parts = [f"<h3 style='margin:0'>{e(c.title)}</h3>",
                  f"<p><b style='color:{th.severity[c.severity]}'>{e(SEVERITY_WORDS[c.severity])}"

@@ -103,7 +103,7 @@ class JobsPanel(Panel):
     def render(self, frame: Frame) -> None:
         self.header.set_age(frame, "scheduler")
         selected = self.selected_job_id()
-        self.model.set_jobs(frame.jobs, frame.time, frame.tenants)
+        self.model.set_jobs(frame.jobs, frame.data_now or frame.time, frame.tenants)
         self._reselect(selected)
         self._update_count()
 

@@ -204,7 +204,7 @@ class TenantDrilldownWindow(Panel):
         self.header.set_age(frame, "scheduler")
         t = frame.tenants
         row = t.account.index(self.account) if self.account in t.account else -1
-        self.jobs_model.set_jobs(frame.jobs, frame.time, t)
+        self.jobs_model.set_jobs(frame.jobs, frame.data_now or frame.time, t)
         self._render_map(frame, row)
         if row < 0:
             self.header.title_label.setText(f"Tenant {self.account}")
