@@ -22,7 +22,7 @@ from typing import Any
 from console.model import SchedulerUpdate, Update
 from console.sources import slurm_parse
 from console.sources.base import ErrorKind, SourceError
-from console.sources.http import NOT_MODIFIED, HttpClient, Reply, server_error_text
+from console.sources.http import NOT_MODIFIED, HttpClient, Reply, gc_paused, server_error_text
 
 #: API versions this client understands, newest first.
 SUPPORTED_VERSIONS: tuple[str, ...] = ("v0.0.42", "v0.0.41", "v0.0.40", "v0.0.39", "v0.0.38")
@@ -255,6 +255,10 @@ class SlurmSchedulerSource:
         return asked_at - self.skew_margin_s
 
     def fetch(self) -> list[Update]:
+        with gc_paused():  # 50,000 jobs are millions of objects: no GC passes while parsing
+            return self._fetch()
+
+    def _fetch(self) -> list[Update]:
         version = self.client.detect_version()
         warnings: list[str] = []
         t = _time.time()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -331,81 +332,182 @@ def job_gpus(d: Mapping[str, Any], per_node: list[list[int]] | None = None,
     return tres_gpus(d.get("tres_req_str"))
 
 
+def _plain_ints(raw: list[Any]) -> bool:
+    """True when every value is a plain int (v0.0.38/39 numbers), so numpy can convert them
+    all at once instead of one `nv` call per row."""
+    return all(type(x) is int for x in raw)
+
+
+def _times_col(raw: list[Any]) -> np.ndarray:
+    """`timestamp` over a column: 0 (unset) becomes NaN."""
+    if _plain_ints(raw):
+        a = np.array(raw, dtype=np.float64) if raw else np.zeros(0)
+        a[a == 0] = np.nan
+        return a
+    return np.array([timestamp(x) for x in raw], dtype=np.float64)
+
+
+def _int_col(raw: list[Any], default: int, dtype: Any) -> np.ndarray:
+    """`nv` over a column of integers; anything that is not a finite int gives ``default``."""
+    if _plain_ints(raw):
+        return np.array(raw, dtype=dtype) if raw else np.zeros(0, dtype)
+    out = []
+    for x in raw:
+        v = nv(x)
+        out.append(v if isinstance(v, int) else default)
+    return np.array(out, dtype=dtype)
+
+
+def _limit_col(raw: list[Any]) -> np.ndarray:
+    if _plain_ints(raw):
+        return np.array(raw, dtype=np.float64) * 60.0 if raw else np.zeros(0)
+    return np.array([time_limit_s(x) for x in raw], dtype=np.float64)
+
+
+def _exit_col(raw: list[Any]) -> np.ndarray:
+    if _plain_ints(raw) and raw:
+        w = np.array(raw, dtype=np.int64)
+        sig = w & 0x7F
+        return np.where(sig != 0, 128 + sig, (w >> 8) & 0xFF).astype(np.int32)
+    return np.array([exit_code(x) for x in raw], dtype=np.int32)
+
+
+def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Category codes in order of first appearance (tenant, partition, reason columns)."""
+    table: dict[str, int] = {}
+    setdefault = table.setdefault
+    codes = [setdefault(v, len(table)) for v in values]
+    return np.array(codes, dtype=np.int32), tuple(table)
+
+
+class _Memo(dict):
+    """A per-call cache of a pure function of one hashable argument (GRES/TRES strings and
+    state words repeat across tens of thousands of jobs)."""
+
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, key: Any) -> Any:
+        v = self[key] = self.fn(key)
+        return v
+
+
+def _state_key(x: Any) -> Any:
+    return tuple(x) if isinstance(x, list) else x
+
+
+_JOB_KEYS = ("job_id", "array_job_id", "array_task_id", "job_state", "name", "user_name",
+             "user_id", "account", "partition", "state_reason", "submit_time", "start_time",
+             "end_time", "time_limit", "exit_code", "nodes", "node_count", "gres_detail",
+             "tres_alloc_str", "tres_per_job", "tres_per_node", "tres_per_task", "tres_req_str",
+             "tasks")
+_GET_JOB_KEYS = itemgetter(*_JOB_KEYS)
+
+
+def _job_columns(jobs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The fields we use, as columns, touching each job object once (50,000 objects of ~100
+    keys each do not fit a CPU cache; one pass per column would fetch them all again)."""
+    if not jobs:
+        return {k: [] for k in _JOB_KEYS}
+    try:
+        rows = list(map(_GET_JOB_KEYS, jobs))
+    except KeyError:  # a version (or some jobs) without some keys: per job, the slow way
+        rows = []
+        for d in jobs:
+            try:
+                rows.append(_GET_JOB_KEYS(d))
+            except KeyError:
+                rows.append(tuple(d.get(k) for k in _JOB_KEYS))
+    cols = list(zip(*rows))
+    return {k: list(c) for k, c in zip(_JOB_KEYS, cols)}
+
+
+def _text_col(raw: list[Any], default: str = "") -> list[str]:
+    return [x if type(x) is str and x else (str(x) if x else default) for x in raw]
+
+
 def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
     """The ``jobs`` array of ``GET /jobs`` (any version) as a `JobTable`, built column-wise.
 
-    GPU coordinates come from ``gres_detail`` (one entry per allocated node, in the order of
-    the expanded ``nodes`` hostlist).
+    Fifty thousand jobs are a design target, so: the fields are gathered in one pass, numeric
+    columns are converted by numpy when the API sends plain integers (v0.0.38/39), state
+    words and GRES/TRES strings are parsed once per distinct value, and hostlists are expanded
+    only for jobs that report per-node GPU indices (``gres_detail``: one entry per allocated
+    node, in the order of the expanded ``nodes`` hostlist).
     """
     n = len(jobs)
-    job_id = np.zeros(n, np.int64)
-    array_job_id = np.zeros(n, np.int64)
-    array_task_id = np.full(n, -1, np.int32)
-    state = np.zeros(n, np.int8)
-    gpus = np.zeros(n, np.int32)
-    nnodes = np.zeros(n, np.int32)
-    submit = np.full(n, np.nan)
-    start = np.full(n, np.nan)
-    end = np.full(n, np.nan)
-    limit = np.full(n, np.inf)
-    ecode = np.full(n, -1, np.int32)
-    names: list[str] = []
-    users: list[str] = []
-    node_lists: list[str] = []
-    acc, part, rsn, alloc_nodes = _Codes(), _Codes(), _Codes(), _Codes()
-    account = np.zeros(n, np.int32)
-    partition = np.zeros(n, np.int32)
-    reason = np.zeros(n, np.int32)
+    c = _job_columns(jobs)
+    job_id = _int_col(c["job_id"], 0, np.int64)
+    job_id[job_id < 0] = 0
+    array_job_id = _int_col(c["array_job_id"], 0, np.int64)
+    array_task_id = _int_col(c["array_task_id"], -1, np.int32)
+    array_task_id[array_job_id == 0] = -1
+    state_of = _Memo(lambda k: int(job_state(list(k) if isinstance(k, tuple) else k)))
+    state = np.array([state_of[_state_key(x)] for x in c["job_state"]], dtype=np.int8)
+    names = _text_col(c["name"])
+    users = [u if type(u) is str and u else str(u or i or "")
+             for u, i in zip(c["user_name"], c["user_id"])]
+    account, accounts = _codes(_text_col(c["account"]))
+    partition, partitions = _codes(_text_col(c["partition"]))
+    reason, reasons = _codes(_text_col(c["state_reason"], "None"))
+    submit = _times_col(c["submit_time"])
+    start = _times_col(c["start_time"])
+    end = _times_col(c["end_time"])
+    limit = _limit_col(c["time_limit"])
+    ecode = _exit_col(c["exit_code"])
+    node_lists = _text_col(c["nodes"])
+    nnodes = _int_col(c["node_count"], 0, np.int32)
+
+    gres_n = _Memo(gres_count)
+    tres_n = _Memo(tres_gpus)
+    # GPUs asked for, by precedence (job_gpus); columns of per-distinct-string answers
+    k_alloc = np.array([tres_n[x or ""] for x in c["tres_alloc_str"]], np.int64)
+    k_job = np.array([gres_n[x or ""] for x in c["tres_per_job"]], np.int64)
+    k_node = np.array([gres_n[x or ""] for x in c["tres_per_node"]], np.int64)
+    k_task = np.array([gres_n[x or ""] for x in c["tres_per_task"]], np.int64)
+    k_req = np.array([tres_n[x or ""] for x in c["tres_req_str"]], np.int64)
+    if n and k_task.any():
+        tasks = np.array([t if isinstance(t, int) and t > 0 else 1
+                          for t in (nv(x) for x in c["tasks"])], np.int64)
+    else:
+        tasks = np.ones(n, np.int64)
+    gpus64 = np.where(k_alloc > 0, k_alloc, np.where(k_job > 0, k_job, np.where(
+        k_node > 0, k_node * np.maximum(nnodes, 1), np.where(k_task > 0, k_task * tasks, k_req))))
+    gpus = gpus64.astype(np.int32) if n else np.zeros(0, np.int32)
+
+    idx_of = _Memo(gres_indices)
+    alloc_nodes: dict[str, int] = {}
     aj: list[int] = []
     an: list[int] = []
     ag: list[int] = []
-    for i, d in enumerate(jobs):
-        job_id[i] = nv(d.get("job_id")) or 0
-        aid = nv(d.get("array_job_id"))
-        array_job_id[i] = aid if isinstance(aid, int) else 0
-        tid = nv(d.get("array_task_id"))
-        if isinstance(tid, int) and array_job_id[i]:
-            array_task_id[i] = tid
-        state[i] = job_state(d.get("job_state"))
-        names.append(str(d.get("name") or ""))
-        users.append(str(d.get("user_name") or d.get("user_id") or ""))
-        account[i] = acc(str(d.get("account") or ""))
-        partition[i] = part(str(d.get("partition") or ""))
-        reason[i] = rsn(str(d.get("state_reason") or "None"))
-        submit[i] = timestamp(d.get("submit_time"))
-        start[i] = timestamp(d.get("start_time"))
-        end[i] = timestamp(d.get("end_time"))
-        limit[i] = time_limit_s(d.get("time_limit"))
-        ecode[i] = exit_code(d.get("exit_code"))
-        expr = str(d.get("nodes") or "")
-        node_lists.append(expr)
-        nc = nv(d.get("node_count"))
-        nc = int(nc) if isinstance(nc, int) else 0
-        detail = d.get("gres_detail") or ()
-        per_node: list[list[int]] = []
-        if detail and expr:
+    details = c["gres_detail"]
+    for i in [i for i, d in enumerate(details) if d]:  # allocated jobs only
+        detail = details[i]
+        expr = node_lists[i]
+        total = 0
+        if expr:
             hosts = hostlist.expand(expr)
             for host, det in zip(hosts, detail):
-                idx = gres_indices(det)
-                per_node.append(idx)
+                idx = idx_of[det]
                 if idx:
-                    code = alloc_nodes(host)
+                    total += len(idx)
+                    code = alloc_nodes.setdefault(host, len(alloc_nodes))
                     aj.extend([i] * len(idx))
                     an.extend([code] * len(idx))
                     ag.extend(idx)
-            nc = max(nc, len(hosts))
-        nnodes[i] = nc
-        gpus[i] = job_gpus(d, per_node if any(per_node) else None, nc)
+            nnodes[i] = max(int(nnodes[i]), len(hosts))
+        gpus[i] = total or sum(gres_n[x] for x in detail if x)
     return JobTable(
         job_id=job_id, array_job_id=array_job_id, array_task_id=array_task_id,
         name=np.array(names, dtype=np.str_) if n else np.zeros(0, "U1"),
         user=np.array(users, dtype=np.str_) if n else np.zeros(0, "U1"),
-        account=account, accounts=acc.names(), partition=partition, partitions=part.names(),
-        state=state, reason=reason, reasons=rsn.names(), gpus=gpus, nodes=nnodes,
+        account=account, accounts=accounts, partition=partition, partitions=partitions,
+        state=state, reason=reason, reasons=reasons, gpus=gpus, nodes=nnodes,
         submit_time=submit, start_time=start, end_time=end, time_limit_s=limit, exit_code=ecode,
         node_list=np.array(node_lists, dtype=np.str_) if n else np.zeros(0, "U1"),
         alloc_job=np.array(aj, np.int32), alloc_node=np.array(an, np.int32),
-        alloc_gpu=np.array(ag, np.int16), alloc_node_names=alloc_nodes.names())
+        alloc_gpu=np.array(ag, np.int16), alloc_node_names=tuple(alloc_nodes))
 
 
 def partition_names(parts: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:

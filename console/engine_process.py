@@ -1,0 +1,748 @@
+"""The engine in a worker process, behind the same interface as the in-process `Engine`.
+
+Why a process: the GIL is held for a whole ``json.loads``, so a 50,000-job slurmrestd answer or
+a 32,768-series Prometheus answer parsed in a worker *thread* stalls the GUI event loop for
+hundreds of milliseconds (PERF.md). In a child process only the finished `Frame` crosses over:
+numpy-backed, a few MB, unpickled in a couple of milliseconds.
+
+Shape of it:
+
+* the child (started with the "spawn" method: fork is unsafe once Qt has threads) builds its
+  own sources from the settings, resolves its own secrets from the environment and the OS
+  keyring (a secret never travels through the pipe), and runs an ordinary `Engine`;
+* frames go to the parent pickled with protocol 5 by a sender thread holding only the newest
+  frame, and the parent's receiver thread drains everything waiting before it unpickles, so a
+  parent that falls behind gets the newest frame, never a backlog;
+* operator actions are proxied: each call returns a `concurrent.futures.Future` resolved when
+  the child answers, and like `console.actions.Actions` it never raises (a failure is an
+  ``ActionResult`` with ``ok=False``);
+* the child dies with the parent (pipe EOF, plus a parent-pid watchdog), and `stop()` ends it
+  within a few seconds, escalating to SIGTERM and SIGKILL if it does not leave on its own.
+
+No Qt here. Scripts that start a `ProcessEngine` must keep their top level under
+``if __name__ == "__main__":`` (the spawn method re-imports the main module in the child).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing as mp
+import os
+import pickle
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from console.config import ClusterSettings, Settings
+from console.engine import Engine, FrameCallback
+from console.model import Frame
+
+log = logging.getLogger(__name__)
+
+#: Node count above which "auto" runs a simulated cluster in a worker process.
+AUTO_PROCESS_MIN_NODES = 1024
+PICKLE_PROTOCOL = 5
+#: How long the child gives its engine to stop before it leaves anyway.
+_CHILD_SHUTDOWN_S = 2.0
+
+# Message tags (first byte of every message; the rest is a pickle).
+_FRAME, _CONTROL = b"F", b"C"
+
+ErrorCallback = Callable[[str], None]
+
+
+class EngineProcessError(RuntimeError):
+    """The worker process failed or is gone; the message is meant for the operator."""
+
+
+# =============================================================================================
+# Child side
+# =============================================================================================
+
+
+def _child_send(conn: Any, lock: threading.Lock, tag: bytes, payload: bytes) -> bool:
+    try:
+        with lock:
+            conn.send_bytes(tag + payload)
+        return True
+    except (OSError, ValueError, EOFError):  # the parent went away; the main loop will notice
+        return False
+
+
+def _child_control(conn: Any, lock: threading.Lock, *msg: Any) -> bool:
+    return _child_send(conn, lock, _CONTROL, pickle.dumps(msg, protocol=PICKLE_PROTOCOL))
+
+
+class _FrameSender:
+    """Holds the newest frame and ships it from its own thread, so the engine never waits on
+    the pipe and a slow parent only ever gets the newest frame."""
+
+    def __init__(self, conn: Any, lock: threading.Lock, actions: Any) -> None:
+        self._conn = conn
+        self._lock = lock
+        self._actions = actions
+        self._slot: Frame | None = None
+        self._cond = threading.Condition()
+        self._stop = False
+        self._caps: dict[str, str | None] | None = None
+        self._caps_at = 0.0
+        self.thread = threading.Thread(target=self._run, name="engine-sender", daemon=True)
+
+    def offer(self, frame: Frame) -> None:
+        with self._cond:
+            self._slot = frame
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._slot is None and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                frame, self._slot = self._slot, None
+            self.send_caps(force=False)
+            data = pickle.dumps(frame, protocol=PICKLE_PROTOCOL)
+            if not _child_send(self._conn, self._lock, _FRAME, data):
+                return
+
+    def send_caps(self, force: bool) -> None:
+        """Send the actions' capabilities when they changed (checked at most every 2 s).
+
+        The parent's proxy answers `capabilities()` from this cache, because the GUI asks
+        synchronously and must never wait on the child (or on slurmrestd's version probe).
+        """
+        actions = self._actions
+        now = time.monotonic()
+        if actions is None or (not force and now - self._caps_at < 2.0):
+            return
+        self._caps_at = now
+        try:
+            caps = dict(actions.capabilities())  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - capabilities are advisory; keep the last known
+            log.debug("capabilities failed", exc_info=True)
+            return
+        if caps != self._caps:
+            self._caps = caps
+            _child_control(self._conn, self._lock, "caps", caps)
+
+
+def _describe(exc: BaseException) -> str:
+    """Plain words for a failure in the child; `SourceError` and `ConfigError` are already."""
+    from console.config import ConfigError
+    from console.sources.base import SourceError
+
+    if isinstance(exc, SourceError):
+        return exc.message
+    if isinstance(exc, ConfigError):
+        return f"configuration error: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
+    """Backstop for pipe EOF: if the parent is gone, leave at once (nobody reads our frames)."""
+    while not stop.wait(0.5):
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
+def _unavailable(name: str, args: tuple[Any, ...], words: str) -> Any:
+    try:
+        from console.actions import ActionResult
+    except ImportError:
+        return None
+    target = str(getattr(args[0], "name", args[0])) if args else ""
+    return ActionResult(name, target, False, words)
+
+
+def _build_actions(engine: Engine) -> Any:
+    """The child's `Actions` when the engine made none (its journal is the user's default)."""
+    try:
+        from console.actions import Actions
+        from console.journal import Journal
+    except ImportError:
+        return None
+    try:
+        return Actions(engine.sources, Journal())
+    except Exception:  # noqa: BLE001 - actions are optional; frames must flow regardless
+        log.exception("operator actions unavailable")
+        return None
+
+
+class _ChildRunner:
+    """Everything the child does: build the engine, then serve the parent's commands."""
+
+    def __init__(self, conn: Any, lock: threading.Lock, engine: Engine, autopoll: bool) -> None:
+        self.conn = conn
+        self.lock = lock
+        self.engine = engine
+        self.autopoll = autopoll
+        self.actions = engine.actions if engine.actions is not None else _build_actions(engine)
+        self.sender = _FrameSender(conn, self.lock, self.actions)
+        self._rid = itertools.count(1)
+
+    def run(self) -> None:
+        self.sender.thread.start()
+        self.engine.subscribe(self.sender.offer)
+        self.sender.send_caps(force=True)
+        _child_control(self.conn, self.lock, "ready", os.getpid(),
+                       tuple(s.name for s in self.engine.sources))
+        if self.autopoll:
+            self.engine.start()
+        while True:
+            try:
+                raw = self.conn.recv_bytes()
+            except (EOFError, OSError):
+                break
+            msg = pickle.loads(raw)
+            if msg[0] == "stop":
+                break
+            try:
+                self._dispatch(msg)
+            except Exception as exc:  # noqa: BLE001 - a bad command must not kill the engine
+                log.exception("engine command %r failed", msg[0])
+                if msg[0] in ("call", "step"):
+                    _child_control(self.conn, self.lock, "reply", msg[1], False, _describe(exc))
+
+    def _dispatch(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "poll_now":
+            self.engine.poll_now()
+        elif kind == "call":
+            self._call(*msg[1:])
+        elif kind == "step":
+            _, call_id, polls = msg
+            frame = self._step(int(polls))
+            self.sender.offer(frame)
+            _child_control(self.conn, self.lock, "reply", call_id, True, frame.seq)
+
+    def _step(self, polls: int) -> Frame:
+        """Deterministic stepping: each source fetched in turn on this thread, no poller."""
+        from console.polling import PollResult
+        from console.sources.base import ErrorKind, SourceError
+
+        if self.autopoll:
+            raise RuntimeError("step() needs a ProcessEngine made with autopoll=False")
+        engine = self.engine
+        frame: Frame | None = None
+        for _ in range(max(1, polls)):
+            rid = next(self._rid)
+            for src in engine.sources:
+                t0 = time.time()
+                try:
+                    updates, err = tuple(src.fetch()), None
+                except SourceError as e:
+                    updates, err = (), e
+                except Exception as e:  # noqa: BLE001 - a bug in a source is an error, not a crash
+                    updates, err = (), SourceError(ErrorKind.INTERNAL, _describe(e))
+                t1 = time.time()
+                engine.state.apply(PollResult(source=src.name, kind=src.kind, request_id=rid,
+                                              started_at=t0, fetched_at=t1, latency_s=t1 - t0,
+                                              updates=updates, error=err))
+            frame = engine.state.build_frame()
+        assert frame is not None
+        return frame
+
+    def _call(self, call_id: int, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        actions = self.actions
+        if actions is None or not callable(getattr(actions, name, None)):
+            _child_control(self.conn, self.lock, "reply", call_id, True,
+                           _unavailable(name, args, "operator actions are unavailable "
+                                        "in the console engine"))
+            return
+        result = getattr(actions, name)(*args, **kwargs)
+        if not isinstance(result, Future):
+            _child_control(self.conn, self.lock, "reply", call_id, True, result)
+            return
+
+        def done(f: Future) -> None:
+            try:
+                value, ok = f.result(), True
+            except Exception as exc:  # noqa: BLE001 - the future convention is results, not raises
+                value, ok = _describe(exc), False
+            _child_control(self.conn, self.lock, "reply", call_id, ok, value)
+            self.sender.send_caps(force=True)
+
+        result.add_done_callback(done)
+
+    def shutdown(self) -> None:
+        self.sender.stop()
+        try:
+            self.engine.stop()
+        finally:
+            close = getattr(self.actions, "close", None)
+            if callable(close):
+                close()
+
+
+def _child_main(conn: Any, settings: Settings, cluster: str | None, options: dict[str, Any],
+                parent_pid: int) -> None:
+    """Entry point of the worker process (must stay a picklable module-level function)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    logging.basicConfig(level=options.get("log_level", logging.WARNING),
+                        format="%(asctime)s %(levelname)s engine[%(process)d] %(name)s: %(message)s")
+    stop_watch = threading.Event()
+    threading.Thread(target=_watch_parent, args=(parent_pid, stop_watch), daemon=True,
+                     name="parent-watch").start()
+    lock = threading.Lock()
+    try:
+        factory = options.get("secrets_factory")
+        if factory is None:
+            from console.secrets import default_resolver as factory
+        engine = Engine(settings, cluster=cluster, secrets=factory(),
+                        refresh_s=options.get("refresh_s", 1.0), detect=options.get("detect", True))
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as words
+        log.debug("engine construction failed", exc_info=True)
+        _child_control(conn, lock, "fatal", _describe(exc))
+        stop_watch.set()
+        conn.close()
+        return
+    runner = _ChildRunner(conn, lock, engine, bool(options.get("autopoll", True)))
+    try:
+        runner.run()
+    except BaseException as exc:  # noqa: BLE001
+        log.exception("engine process failed")
+        _child_control(conn, lock, "fatal", _describe(exc))
+    finally:
+        stop_watch.set()
+        # A fetch in flight (a 100 MB slurmrestd answer) can hold the poller for seconds; the
+        # parent is waiting, and nothing we hold needs more than a bounded, best-effort close.
+        closer = threading.Thread(target=runner.shutdown, name="engine-shutdown", daemon=True)
+        closer.start()
+        closer.join(_CHILD_SHUTDOWN_S)
+        try:
+            conn.close()
+        except OSError:
+            pass
+        if closer.is_alive():
+            logging.shutdown()
+            os._exit(0)
+
+
+# =============================================================================================
+# Parent side
+# =============================================================================================
+
+
+class ActionsProxy:
+    """Stands in for `console.actions.Actions` in the GUI process.
+
+    Same method names and arguments; arguments must pickle (model dataclasses do). Each call
+    returns a `Future` resolved when the child answers; `capabilities()` answers at once from
+    the child's last report, because panels ask it synchronously on the GUI thread.
+    """
+
+    def __init__(self, engine: "ProcessEngine") -> None:
+        self._engine = engine
+        self._caps: dict[str, str | None] = {}
+
+    def __repr__(self) -> str:
+        return f"ActionsProxy(pid={self._engine.pid})"
+
+    def capabilities(self) -> dict[str, str | None]:
+        if self._caps:
+            return dict(self._caps)
+        from console.actions import ACTION_NAMES
+
+        return {n: "waiting for the console engine to start" for n in ACTION_NAMES}
+
+    def acknowledge(self, alert: Any, comment: str, duration_s: float = 3600.0,
+                    author: str | None = None) -> Future:
+        return self._engine._call("acknowledge", (alert, comment, duration_s, author))
+
+    def create_silence(self, matchers: Any, duration_s: float, author: str, comment: str) -> Future:
+        return self._engine._call("create_silence", (tuple(matchers), duration_s, author, comment))
+
+    def expire_silence(self, silence_id: str) -> Future:
+        return self._engine._call("expire_silence", (silence_id,))
+
+    def drain_node(self, name: str, reason: str) -> Future:
+        return self._engine._call("drain_node", (name, reason))
+
+    def resume_node(self, name: str) -> Future:
+        return self._engine._call("resume_node", (name,))
+
+    def cancel_job(self, job_id: int) -> Future:
+        return self._engine._call("cancel_job", (int(job_id),))
+
+    def close(self) -> None:
+        """Nothing to release here: the child's `Actions` is closed when the engine stops."""
+
+
+class ProcessEngine:
+    """`Engine`'s interface, with the engine running in a spawned worker process.
+
+    Subscribers are called on the parent's receiver thread (never the GUI thread), with the
+    newest frame only. ``secrets_factory`` is a picklable zero-argument callable run in the
+    child to build its secret resolver (default `console.secrets.default_resolver`).
+    ``autopoll=False`` starts no poller: frames then come only from `step()` (tests,
+    benchmarks).
+    """
+
+    def __init__(self, settings: Settings, *, cluster: str | None = None,
+                 secrets_factory: Callable[[], object] | None = None, refresh_s: float = 1.0,
+                 detect: bool = True, autopoll: bool = True) -> None:
+        self.settings = settings
+        self.cluster: ClusterSettings = settings.cluster(cluster)  # ConfigError here, as Engine
+        self._cluster_name = cluster
+        self._options: dict[str, Any] = {
+            "secrets_factory": secrets_factory, "refresh_s": refresh_s, "detect": detect,
+            "autopoll": autopoll, "log_level": logging.getLogger().getEffectiveLevel()}
+        self.actions = ActionsProxy(self)
+        self._subscribers: list[FrameCallback] = []
+        self._error_subscribers: list[ErrorCallback] = []
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._send_lock = threading.Lock()
+        self._latest: Frame | None = None
+        self._seq_base: int | None = None
+        self._frames_received = 0
+        self._error: str | None = None
+        self._ready = False
+        self._child_pid: int | None = None
+        self._pending: dict[int, Future] = {}
+        self._ids = itertools.count(1)
+        self._proc: Any = None
+        self._conn: Any = None
+        self._receiver: threading.Thread | None = None
+        self._started = False
+        self._stopping = False
+        #: seconds the receiver spent unpickling the last frame (GIL time in this process)
+        self.last_receive_s = 0.0
+
+    def __repr__(self) -> str:
+        return f"ProcessEngine({self.cluster.name!r}, pid={self.pid})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def error(self) -> str | None:
+        """Why the worker process failed or ended unexpectedly, or None."""
+        return self._error
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        ctx = mp.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        self._conn = parent_conn
+        self._proc = ctx.Process(target=_child_main, name="aisc-engine", daemon=True,
+                                 args=(child_conn, self.settings, self._cluster_name,
+                                       self._options, os.getpid()))
+        self._proc.start()
+        child_conn.close()  # so the child's death reads as EOF here
+        self._receiver = threading.Thread(target=self._receive, name="engine-receiver", daemon=True)
+        self._receiver.start()
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Ask the child to leave; SIGTERM after ``timeout_s``, SIGKILL a second later."""
+        self._stopping = True
+        proc = self._proc
+        if proc is None:
+            return
+        self._send("stop")
+        proc.join(timeout_s)
+        if proc.is_alive():
+            log.warning("engine process %s did not stop in %.0f s; terminating", proc.pid, timeout_s)
+            proc.terminate()
+            proc.join(1.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1.0)
+        try:
+            self._conn.close()
+        except OSError:
+            pass
+        if self._receiver is not None and self._receiver is not threading.current_thread():
+            self._receiver.join(2.0)
+        try:
+            proc.close()
+        except ValueError:
+            pass
+        self._fail_pending("the console engine stopped")
+
+    def __enter__(self) -> "ProcessEngine":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ frames
+
+    def subscribe(self, callback: FrameCallback) -> None:
+        with self._lock:
+            self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: FrameCallback) -> None:
+        with self._lock:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+    def subscribe_errors(self, callback: ErrorCallback) -> None:
+        """``callback(message)`` once, on the receiver thread, if the worker process fails."""
+        with self._lock:
+            self._error_subscribers.append(callback)
+
+    def latest_frame(self) -> Frame | None:
+        with self._lock:
+            return self._latest
+
+    def _built(self) -> int:
+        """Frames the child has built so far (from frame seq: coalesced frames count too)."""
+        f = self._latest
+        return 0 if f is None else f.seq
+
+    def wait_frames(self, n: int = 1, timeout: float = 30.0) -> Frame:
+        """Block until ``n`` more frames were built; never call this on the GUI thread.
+
+        Raises `EngineProcessError` when the worker process has failed.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            target = self._built() + n
+            while self._built() < target:
+                if self._error is not None:
+                    raise EngineProcessError(self._error)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no frame within {timeout:.0f} s")
+                self._cond.wait(left)
+            assert self._latest is not None
+            return self._latest
+
+    def wait_ready(self, timeout: float = 30.0) -> Frame:
+        """Block until every source has answered (or failed) at least once."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.wait_frames(1, max(0.1, deadline - time.monotonic()))
+            if all(s.last_attempt is not None for s in frame.sources):
+                return frame
+            if time.monotonic() >= deadline:
+                return frame
+
+    def poll_now(self) -> None:
+        self._send("poll_now")
+
+    def step(self, polls: int = 1, timeout: float = 60.0) -> Frame:
+        """Fetch every source ``polls`` times in the child and return the resulting frame
+        (only with ``autopoll=False``; the counterpart of `console.engine.run_sync`)."""
+        fut = self._request("step", (polls,))
+        try:
+            ok, value = fut.result(timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no frame within {timeout:.0f} s") from None
+        if not ok:
+            raise EngineProcessError(str(value))
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._built() < int(value):
+                if self._error is not None:
+                    raise EngineProcessError(self._error)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no frame within {timeout:.0f} s")
+                self._cond.wait(left)
+            assert self._latest is not None
+            return self._latest
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _send(self, *msg: Any) -> bool:
+        conn = self._conn
+        if conn is None:
+            return False
+        data = pickle.dumps(msg, protocol=PICKLE_PROTOCOL)  # this direction carries no tag
+        try:
+            with self._send_lock:
+                conn.send_bytes(data)
+            return True
+        except (OSError, ValueError, EOFError):
+            return False
+
+    def _request(self, kind: str, args: tuple[Any, ...]) -> Future:
+        """A command whose answer is (ok, value); the future resolves with that pair."""
+        fut: Future = Future()
+        call_id = next(self._ids)
+        with self._lock:
+            if self._error is not None or self._stopping:
+                fut.set_result((False, self._error or "the console engine stopped"))
+                return fut
+            self._pending[call_id] = fut
+        if not self._send(kind, call_id, *args):
+            with self._lock:
+                self._pending.pop(call_id, None)
+            fut.set_result((False, self._error or "the console engine is not running"))
+        return fut
+
+    def _call(self, name: str, args: tuple[Any, ...]) -> Future:
+        """An action: a future of an ``ActionResult`` that never raises."""
+        out: Future = Future()
+        inner = self._request("call", (name, args, {}))
+
+        def done(f: Future) -> None:
+            ok, value = f.result()
+            out.set_result(value if ok else _unavailable(name, args, str(value)))
+
+        inner.add_done_callback(done)
+        return out
+
+    def _fail_pending(self, words: str) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_result((False, words))
+
+    def _receive(self) -> None:
+        """Receiver thread: drain the pipe, act on controls in order, unpickle only the newest
+        frame, then hand it to the subscribers."""
+        conn = self._conn
+        closed = False
+        while not closed:
+            batch: list[bytes] = []
+            try:
+                batch.append(conn.recv_bytes())
+                while conn.poll(0):
+                    batch.append(conn.recv_bytes())
+            except (EOFError, OSError):
+                closed = True  # still act on what arrived before the end (a "fatal" message)
+            newest: bytes | None = None
+            for raw in batch:
+                if raw[:1] == _FRAME:
+                    newest = raw
+                else:
+                    self._control(pickle.loads(raw[1:]))
+            if newest is not None:
+                self._deliver(newest)
+        self._gone()
+
+    def _deliver(self, raw: bytes) -> None:
+        t0 = time.perf_counter()
+        frame: Frame = pickle.loads(memoryview(raw)[1:])
+        self.last_receive_s = time.perf_counter() - t0
+        with self._cond:
+            self._latest = frame
+            self._frames_received += 1
+            subs = list(self._subscribers)
+            self._cond.notify_all()
+        for cb in subs:
+            try:
+                cb(frame)
+            except Exception:  # noqa: BLE001 - one bad subscriber must not stop the others
+                log.exception("frame subscriber failed")
+
+    def _control(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "reply":
+            _, call_id, ok, value = msg
+            with self._lock:
+                fut = self._pending.pop(call_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result((ok, value))
+        elif kind == "caps":
+            self.actions._caps = dict(msg[1])
+        elif kind == "ready":
+            with self._cond:
+                self._ready = True
+                self._child_pid = msg[1]
+                self._cond.notify_all()
+        elif kind == "fatal":
+            self._set_error(str(msg[1]))
+
+    def _set_error(self, words: str) -> None:
+        with self._cond:
+            if self._error is not None:
+                return
+            self._error = words
+            subs = list(self._error_subscribers)
+            self._cond.notify_all()
+        log.error("console engine process: %s", words)
+        for cb in subs:
+            try:
+                cb(words)
+            except Exception:  # noqa: BLE001
+                log.exception("error subscriber failed")
+
+    def _gone(self) -> None:
+        """The pipe closed: expected after stop(), otherwise the child died."""
+        if not self._stopping and self._error is None:
+            proc = self._proc
+            code = None
+            try:
+                if proc is not None:
+                    proc.join(1.0)
+                    code = proc.exitcode
+            except ValueError:  # closed by a concurrent stop()
+                pass
+            self._set_error("the console engine process ended unexpectedly"
+                            + (f" (exit code {code})" if code is not None else ""))
+        self._fail_pending(self._error or "the console engine stopped")
+        with self._cond:
+            self._cond.notify_all()
+
+
+# =============================================================================================
+# Choosing
+# =============================================================================================
+
+
+def _secrets_stay_local(secrets: object | None) -> bool:
+    """True when the child can find the same secrets itself (env + OS keyring, or none).
+
+    A resolver over an in-memory store (tests, a login typed into a dialog) cannot be
+    recreated in the child without sending the secret, so such engines stay in-process.
+    """
+    if secrets is None:
+        return True
+    from console.secrets import KeyringSecretStore, SecretResolver
+
+    if not isinstance(secrets, SecretResolver):
+        return False
+    store = getattr(secrets, "_store", None)
+    return (store is None or isinstance(store, KeyringSecretStore)) and \
+        getattr(secrets, "_env", None) is os.environ
+
+
+def wants_process(cluster: ClusterSettings) -> bool:
+    """The "auto" rule: live endpoints, or a simulated cluster of more than 1,024 nodes."""
+    if cluster.prometheus or cluster.alertmanager or cluster.slurm:
+        return True
+    return cluster.sim is not None and cluster.sim.nodes > AUTO_PROCESS_MIN_NODES
+
+
+def make_engine(settings: Settings, *, cluster: str | None = None, secrets: object | None = None,
+                mode: str = "auto") -> Engine | ProcessEngine:
+    """An engine for ``settings``: ``mode`` "thread" (in-process), "process", or "auto".
+
+    In a process the child resolves secrets itself (environment, then the OS keyring);
+    ``secrets`` is then only used to decide: "auto" stays in-process when ``secrets`` holds
+    secrets the child could not find on its own.
+    """
+    if mode not in ("auto", "thread", "process"):
+        raise ValueError(f"mode must be 'auto', 'thread' or 'process', not {mode!r}")
+    if mode == "auto":
+        c = settings.cluster(cluster)
+        mode = "process" if wants_process(c) and _secrets_stay_local(secrets) else "thread"
+    if mode == "process":
+        return ProcessEngine(settings, cluster=cluster)
+    return Engine(settings, cluster=cluster, secrets=secrets)
+
+
+__all__ = ["AUTO_PROCESS_MIN_NODES", "ActionsProxy", "EngineProcessError", "ProcessEngine",
+           "make_engine", "wants_process"]

@@ -1,0 +1,185 @@
+"""The engine in a worker process: same figures as in-process, clean exits, errors, actions."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from console.config import ClusterSettings, PrometheusSettings, Settings, demo_settings
+from console.engine import Engine, run_sync
+from console.engine_process import (EngineProcessError, ProcessEngine, make_engine,
+                                    wants_process)
+from console.model import Frame
+from console.secrets import MemorySecretStore, SecretResolver
+
+
+@pytest.fixture(autouse=True)
+def _journal_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child writes its action journal under XDG_DATA_HOME; keep it out of the real home."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _assert_gone(engine: ProcessEngine, pid: int) -> None:
+    assert mp.active_children() == []
+    # the pid may only linger as a zombie of ours: join() has reaped it, so it must be gone
+    assert not _pid_alive(pid)
+
+
+def test_step_frames_equal_the_thread_engines_figures() -> None:
+    settings = demo_settings(seed=3, nodes=12, faults="none")
+    expected_first = run_sync(Engine(settings, detect=False), 1)
+    expected_frame = run_sync(Engine(settings, detect=False), 3)
+
+    engine = ProcessEngine(settings, detect=False, autopoll=False)
+    with engine:
+        first = engine.step(1)
+        frame = engine.step(2)
+        assert engine.latest_frame() is frame
+    assert first.kpis == expected_first.kpis
+    assert frame.seq == expected_frame.seq == 3
+    assert frame.kpis == expected_frame.kpis
+    assert frame.topology.node_names == expected_frame.topology.node_names
+    np.testing.assert_array_equal(frame.gpu.health, expected_frame.gpu.health)
+    np.testing.assert_array_equal(frame.jobs.job_id, expected_frame.jobs.job_id)
+    assert [a.name for a in frame.alerts] == [a.name for a in expected_frame.alerts]
+
+
+def test_polling_engine_delivers_frames_to_subscribers_and_stops_cleanly() -> None:
+    engine = ProcessEngine(demo_settings(seed=1, nodes=8, faults="none"), detect=False)
+    seen: list[Frame] = []
+    got = threading.Event()
+
+    def on_frame(frame: Frame) -> None:
+        seen.append(frame)
+        got.set()
+
+    engine.subscribe(on_frame)
+    engine.start()
+    try:
+        ready = engine.wait_ready(timeout=30)
+        assert ready.kpis.gpus_total == 64
+        assert all(s.last_attempt is not None for s in ready.sources)
+        before = ready.seq
+        engine.poll_now()
+        later = engine.wait_frames(1, timeout=30)
+        assert later.seq > before
+        assert got.wait(10) and seen[-1].seq >= before
+        pid = engine.pid
+        assert pid is not None and _pid_alive(pid)
+    finally:
+        engine.stop()
+    _assert_gone(engine, pid)
+    assert engine.error is None
+
+
+def test_stop_kills_a_child_that_ignores_the_request() -> None:
+    engine = ProcessEngine(demo_settings(seed=1, nodes=4, faults="none"), detect=False,
+                           autopoll=False)
+    engine.start()
+    engine.step(1)
+    pid = engine.pid
+    assert pid is not None
+    os.kill(pid, 19)  # SIGSTOP: it can no longer read "stop"; stop() must escalate
+    engine.stop(timeout_s=0.5)
+    _assert_gone(engine, pid)
+
+
+def _bad_secrets() -> object:
+    raise RuntimeError("keyring exploded")
+
+
+def test_child_failure_is_reported_in_words() -> None:
+    engine = ProcessEngine(demo_settings(nodes=4), secrets_factory=_bad_secrets)
+    errors: list[str] = []
+    engine.subscribe_errors(errors.append)
+    with engine:
+        with pytest.raises(EngineProcessError, match="RuntimeError: keyring exploded"):
+            engine.wait_frames(1, timeout=30)
+        assert engine.error == "RuntimeError: keyring exploded"
+    assert errors == ["RuntimeError: keyring exploded"]
+    assert mp.active_children() == []
+
+
+def test_config_error_in_the_child_comes_back_as_a_config_message() -> None:
+    cluster = ClusterSettings(name="lab", prometheus=PrometheusSettings(url="ftp://nowhere"))
+    engine = ProcessEngine(Settings(clusters=(cluster,)), detect=False)
+    with engine:
+        with pytest.raises(EngineProcessError, match="must start with http"):
+            engine.wait_ready(timeout=30)
+
+
+def test_a_child_that_dies_is_reported_and_actions_fail_softly() -> None:
+    engine = ProcessEngine(demo_settings(seed=1, nodes=4, faults="none"), detect=False,
+                           autopoll=False)
+    with engine:
+        engine.step(1)
+        pid = engine.pid
+        assert pid is not None
+        os.kill(pid, 9)
+        with pytest.raises(EngineProcessError, match="ended unexpectedly"):
+            engine.wait_frames(1, timeout=30)
+        result = engine.actions.cancel_job(1).result(timeout=10)
+        assert not result.ok
+        assert "ended unexpectedly" in result.message
+
+
+def test_acknowledge_through_the_proxy_creates_a_silence_seen_in_a_later_frame() -> None:
+    settings = demo_settings(seed=5, nodes=16, faults="all", speed=600.0)
+    engine = ProcessEngine(settings, detect=False, autopoll=False)
+    with engine:
+        frame = engine.step(1)
+        for _ in range(30):
+            if any(a.source == "simulator" for a in frame.alerts):
+                break
+            frame = engine.step(1)
+        alert = next(a for a in frame.alerts if a.source == "simulator")
+        assert engine.actions.capabilities()["acknowledge"] is None
+        result = engine.actions.acknowledge(alert, "looking at it", duration_s=600.0,
+                                            author="alice").result(timeout=30)
+        assert result.ok, result.message
+        assert len(result.ids) == 1
+        later = engine.step(1)
+        silence = next(s for s in later.silences if s.id == result.ids[0])
+        assert silence.comment == "ACK! looking at it"
+        assert silence.created_by == "alice"
+        expired = engine.actions.expire_silence(result.ids[0]).result(timeout=30)
+        assert expired.ok, expired.message
+
+
+def test_step_is_refused_while_the_poller_runs() -> None:
+    engine = ProcessEngine(demo_settings(seed=1, nodes=4, faults="none"), detect=False)
+    with engine:
+        engine.wait_frames(1, timeout=30)
+        with pytest.raises(EngineProcessError, match="autopoll=False"):
+            engine.step(1)
+
+
+def test_make_engine_chooses_by_size_endpoints_and_secrets() -> None:
+    small, big = demo_settings(nodes=1024), demo_settings(nodes=1025)
+    assert not wants_process(small.cluster()) and wants_process(big.cluster())
+    live = Settings(clusters=(ClusterSettings(
+        name="lab", prometheus=PrometheusSettings(url="http://prom:9090")),))
+    assert wants_process(live.cluster())
+    assert isinstance(make_engine(small, mode="auto"), Engine)
+    assert isinstance(make_engine(big, mode="auto"), ProcessEngine)
+    assert isinstance(make_engine(live, mode="auto"), ProcessEngine)
+    assert isinstance(make_engine(big, mode="thread"), Engine)
+    assert isinstance(make_engine(small, mode="process"), ProcessEngine)
+    in_memory = SecretResolver(MemorySecretStore({"lab/prometheus": "s3cret"}), environ={})
+    assert isinstance(make_engine(live, secrets=in_memory, mode="auto"), Engine)
+    assert isinstance(make_engine(live, secrets=SecretResolver(None), mode="auto"), ProcessEngine)
+    with pytest.raises(ValueError):
+        make_engine(small, mode="fork")

@@ -1,0 +1,150 @@
+"""The fast ingest paths give exactly what the plain rules say: vectorised job columns, the
+per-job fallback for missing keys, reduced Prometheus labels, and the shared GC pause."""
+
+from __future__ import annotations
+
+import gc
+import math
+import threading
+
+import numpy as np
+
+from console.model import JobState
+from console.sources import slurm_parse as sp
+from console.sources.http import gc_paused
+from console.sources.prometheus import MetricMap, PrometheusTelemetrySource, QueryResult
+
+
+def _job(**kw: object) -> dict:
+    base = {"job_id": 1, "array_job_id": 0, "array_task_id": None, "job_state": "PENDING",
+            "name": "j", "user_name": "u", "user_id": 1000, "account": "a", "partition": "gpu",
+            "state_reason": "Priority", "submit_time": 100, "start_time": 0, "end_time": 0,
+            "time_limit": 60, "exit_code": 0, "nodes": "", "node_count": 1, "gres_detail": [],
+            "tres_alloc_str": "", "tres_per_job": "", "tres_per_node": "", "tres_per_task": "",
+            "tres_req_str": "", "tasks": 1}
+    base.update(kw)
+    return base
+
+
+def test_integer_columns_follow_the_scalar_rules() -> None:
+    jobs = [_job(job_id=7, exit_code=768, submit_time=0, time_limit=90, array_job_id=7,
+                 array_task_id=3),
+            _job(job_id=8, exit_code=15, end_time=500, array_task_id=4)]
+    t = sp.parse_jobs(jobs)
+    assert t.job_id.tolist() == [7, 8]
+    assert t.exit_code.tolist() == [3, 143]
+    assert math.isnan(t.submit_time[0]) and t.submit_time[1] == 100.0
+    assert t.end_time[1] == 500.0 and math.isnan(t.start_time[0])
+    assert t.time_limit_s.tolist() == [5400.0, 3600.0]
+    assert t.array_task_id.tolist() == [3, -1]  # a task id without an array job is ignored
+
+
+def test_number_structs_and_state_lists_mixed_with_plain_values() -> None:
+    jobs = [_job(job_id={"set": True, "infinite": False, "number": 9},
+                 submit_time={"set": True, "infinite": False, "number": 200},
+                 time_limit={"set": False, "infinite": True, "number": 0},
+                 exit_code={"status": ["SIGNALED"], "signal": {"id": {"set": True, "number": 9}},
+                            "return_code": {"set": True, "number": 0}},
+                 job_state=["RUNNING", "COMPLETING"]),
+            _job(job_id=10, job_state="RUNNING")]
+    t = sp.parse_jobs(jobs)
+    assert t.job_id.tolist() == [9, 10]
+    assert t.submit_time.tolist() == [200.0, 100.0]
+    assert t.time_limit_s[0] == math.inf and t.time_limit_s[1] == 3600.0
+    assert t.exit_code.tolist() == [137, 0]
+    assert t.state.tolist() == [JobState.COMPLETING, JobState.RUNNING]
+
+
+def test_gpu_count_precedence_and_allocations() -> None:
+    jobs = [_job(tres_per_node="gres:gpu:4", node_count=2),
+            _job(tres_per_task="gres:gpu:2", tasks=3),
+            _job(tres_alloc_str="cpu=4,gres/gpu=8", tres_per_node="gres:gpu:1"),
+            _job(tres_req_str="cpu=1,gres/gpu:h100=2"),
+            _job(job_state="RUNNING", nodes="n[1-2]", node_count=1,
+                 gres_detail=["gpu:h100:2(IDX:0-1)", "gpu:h100:1(IDX:5)"])]
+    t = sp.parse_jobs(jobs)
+    assert t.gpus.tolist() == [8, 6, 8, 2, 3]
+    assert t.nodes.tolist() == [2, 1, 1, 1, 2]
+    assert t.alloc_job.tolist() == [4, 4, 4]
+    assert [t.alloc_node_names[i] for i in t.alloc_node] == ["n1", "n1", "n2"]
+    assert t.alloc_gpu.tolist() == [0, 1, 5]
+
+
+def test_jobs_missing_keys_parse_like_jobs_with_empty_values() -> None:
+    full = [_job(job_id=i, account=f"acc{i % 2}", tres_per_node="gres:gpu:2") for i in range(4)]
+    sparse = [dict(j) for j in full]
+    for j in sparse[1:3]:
+        del j["tres_per_job"], j["tasks"], j["array_task_id"]
+    a, b = sp.parse_jobs(full), sp.parse_jobs(sparse)
+    for name in ("job_id", "gpus", "account", "array_task_id", "state", "time_limit_s"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.accounts == b.accounts == ("acc0", "acc1")
+
+
+class _Client:
+    """Answers each query from a dict and records what was asked."""
+
+    class http:
+        host = "prom:9090"
+
+    def __init__(self, answers: dict[str, list]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def query(self, expr: str, time: float | None = None) -> QueryResult:
+        self.asked.append(expr)
+        return QueryResult("vector", self.answers.get(expr, []))
+
+    def close(self) -> None:
+        pass
+
+
+def _series(host: str, gpu: int, value: str, **labels: str) -> dict:
+    return {"metric": {"Hostname": host, "gpu": str(gpu), **labels}, "value": [1.0, value]}
+
+
+def test_reduced_labels_query_and_duplicate_samples() -> None:
+    mm = MetricMap(reduce_labels=True)
+    first = mm.query_expr("util", first=True)
+    assert first == ("max by (Hostname, hostname, gpu, modelName, model_name, rack, instance) "
+                     "(DCGM_FI_DEV_GPU_UTIL)")
+    assert mm.query_expr("temp") == "max by (Hostname, hostname, gpu) (DCGM_FI_DEV_GPU_TEMP)"
+    assert mm.query_expr("up") == mm.expr("up")
+    assert MetricMap().query_expr("util", first=True) == "DCGM_FI_DEV_GPU_UTIL"
+    client = _Client({
+        first: [_series("n2", 0, "50", modelName="H800", rack="r1"), _series("n10", 1, "NaN"),
+                _series("n2", 0, "70", hpc_job="9"), _series("n2", 1, "+Inf")],
+        mm.query_expr("temp"): [_series("n10", 0, "61")],
+    })
+    src = PrometheusTelemetrySource(client, metrics=mm)  # type: ignore[arg-type]
+    was = gc.isenabled()
+    u = src.fetch(now=5.0)[0]
+    assert gc.isenabled() == was
+    assert client.asked[0] == first
+    assert u.nodes == ("n2", "n10") and u.gpus_per_node == 2
+    assert u.node_model == ("H800", "") and u.node_rack == ("r1", "")
+    np.testing.assert_array_equal(u.metrics["util"], np.array([[70, np.inf], [np.nan, np.nan]],
+                                                              dtype=np.float32))
+    np.testing.assert_array_equal(u.metrics["temp"], np.array([[np.nan, np.nan], [61, np.nan]],
+                                                              dtype=np.float32))
+
+
+def test_gc_pause_is_shared_by_threads_and_restored_by_the_last() -> None:
+    assert gc.isenabled()
+    inside = threading.Event()
+    release = threading.Event()
+
+    def worker() -> None:
+        with gc_paused():
+            inside.set()
+            release.wait(10)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert inside.wait(10)
+    with gc_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the worker is still inside
+    release.set()
+    t.join(10)
+    assert gc.isenabled()
