@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from console.config import ConfigError, Settings, SimSettings, demo_settings, find_config, load_settings
+from console.config import ConfigError, Settings, demo_settings, find_config, load_settings
 from console.model import Frame, SourceState
 
 EXIT_OK, EXIT_SOURCE_FAILING, EXIT_USAGE, EXIT_SECRET = 0, 1, 2, 3
@@ -37,6 +37,9 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--nodes", type=int, help="simulated nodes of 8 GPUs (default 384; up to 4096)")
     g.add_argument("--speed", type=float, help="simulator time warp, e.g. 60 = an hour a minute")
     g.add_argument("--faults", choices=("default", "none", "all"), help="simulated faults")
+    g.add_argument("--engine", choices=("auto", "thread", "process"),
+                   help="where the engine runs: a worker process (default for live endpoints and "
+                        "over 1,024 simulated nodes) or a thread")
     g.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     return p
 
@@ -160,10 +163,13 @@ def format_status(frame: Frame) -> str:
 
 
 def _engine(settings: Settings, args: argparse.Namespace):
-    from console.engine import Engine
+    """The engine in a worker process for live endpoints and big simulations (parsing there
+    cannot stall the GUI through the GIL), in-process otherwise; ``--engine`` overrides."""
+    from console.engine_process import make_engine
     from console.secrets import default_resolver
 
-    return Engine(settings, cluster=getattr(args, "cluster", None), secrets=default_resolver())
+    return make_engine(settings, cluster=getattr(args, "cluster", None), secrets=default_resolver(),
+                       mode=getattr(args, "engine", "auto"))
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -249,6 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"aisc-console: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `aisc-console status | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":
