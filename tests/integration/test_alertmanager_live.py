@@ -84,3 +84,30 @@ def test_expiring_an_unknown_silence_says_not_found(source: AlertmanagerSource) 
         source.client.expire_silence("00000000-0000-0000-0000-000000000000")
     assert err.value.kind == ErrorKind.QUERY
     assert "not found" in err.value.message
+
+
+def test_acknowledge_through_console_actions_and_expire(source: AlertmanagerSource,
+                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The operator's path: Actions.acknowledge -> silence in Alertmanager -> expire -> firing."""
+    from console.actions import Actions
+    from console.journal import Journal
+
+    journal = Journal(tmp_path_factory.mktemp("journal") / "journal.jsonl")
+    actions = Actions([source], journal, operator="oncall")
+    try:
+        alert = wait_until(f"{TEST_ALERT} firing", lambda: find(source, TEST_ALERT, "firing"),
+                           timeout_s=90)
+        result = actions.acknowledge(alert, "checking the node", duration_s=900).result(timeout=30)
+        assert result.ok, result.message
+        (sid,) = result.ids
+        upd = fetch(source)
+        assert next(a for a in upd.alerts if a.name == TEST_ALERT).state == "silenced"
+        sil = next(s for s in upd.silences if s.id == sid)
+        assert sil.comment == "ACK! checking the node" and sil.created_by == "oncall"
+        expired = actions.expire_silence(sid).result(timeout=30)
+        assert expired.ok, expired.message
+        assert find(source, TEST_ALERT, "firing") is not None
+    finally:
+        actions.close()
+    kinds = [(r["action"], r.get("ok")) for r in journal.records()]
+    assert ("acknowledge", True) in kinds and ("expire_silence", True) in kinds
