@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from console.model import JobState
-from console.sim.hostlist import compress
+from console.hostlist import compress
 from console.sim.jobs import KIND_DEBUG, KIND_INFER, KIND_TRAIN, R, JobStore
 from console.sim.tenants import TenantProfile
 
