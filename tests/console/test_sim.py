@@ -7,7 +7,7 @@ import pytest
 
 from console.model import JobState, NodeState, TELEMETRY_METRICS
 from console.sim import SimCluster, SimConfig, SimulatedSource
-from console.sim.hostlist import compress
+from console.hostlist import compress
 from console.sources.base import Source
 
 T0 = 1_800_000_000.0
