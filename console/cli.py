@@ -172,7 +172,27 @@ def _engine(settings: Settings, args: argparse.Namespace):
                        mode=getattr(args, "engine", "auto"))
 
 
+def _wants_fleet(settings: Settings, args: argparse.Namespace) -> bool:
+    """Several configured clusters and no ``--cluster``: every cluster, side by side."""
+    return len(settings.clusters) > 1 and getattr(args, "cluster", None) is None
+
+
+def _fleet(settings: Settings, args: argparse.Namespace):
+    from console.fleet import Fleet
+    from console.secrets import default_resolver
+
+    return Fleet(settings, secrets=default_resolver(), mode=getattr(args, "engine", "auto"))
+
+
+def no_frame_dict(name: str, simulated: bool, timeout: float) -> dict[str, Any]:
+    """The JSON object of a cluster whose engine produced no frame at all (it counts as failing)."""
+    return {"schema": 1, "cluster": name, "simulated": simulated,
+            "error": f"no data within {timeout:.0f} s", "sources": []}
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    if _wants_fleet(settings, args):
+        return _status_fleet(args, settings)
     engine = _engine(settings, args)
     with engine:
         frame = engine.wait_ready(timeout=args.timeout)
@@ -181,6 +201,33 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(format_status(frame))
     return EXIT_SOURCE_FAILING if failing_sources(frame) else EXIT_OK
+
+
+def _status_fleet(args: argparse.Namespace, settings: Settings) -> int:
+    """Every cluster: one block each (human) or ``{"schema": 1, "clusters": [...]}`` (JSON);
+    exit 1 when any source of any cluster fails, or a cluster produced no data at all."""
+    fleet = _fleet(settings, args)
+    with fleet:
+        frames = fleet.wait_ready(timeout=args.timeout)
+    failing = False
+    objects: list[dict[str, Any]] = []
+    blocks: list[str] = []
+    for c in settings.clusters:
+        frame = frames.get(c.name)
+        if frame is None:
+            failing = True
+            objects.append(no_frame_dict(c.name, c.simulated, args.timeout))
+            blocks.append(f"{c.name}" + ("  [SIMULATED CLUSTER]" if c.simulated else "")
+                          + f"\n  No data within {args.timeout:.0f} s")
+            continue
+        failing = failing or bool(failing_sources(frame))
+        objects.append(status_dict(frame))
+        blocks.append(format_status(frame))
+    if args.json:
+        print(json.dumps({"schema": 1, "clusters": objects}, indent=2))
+    else:
+        print("\n\n".join(blocks))
+    return EXIT_SOURCE_FAILING if failing else EXIT_OK
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -234,7 +281,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 def cmd_gui(args: argparse.Namespace, settings: Settings) -> int:
     from widgets.app import run_gui
 
-    engine = _engine(settings, args)
+    engine = _fleet(settings, args) if _wants_fleet(settings, args) else _engine(settings, args)
     return run_gui(engine, font_scale=args.font_scale or settings.ui.font_scale,
                    fullscreen=args.fullscreen or args.presentation, presentation=args.presentation)
 

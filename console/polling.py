@@ -239,7 +239,8 @@ class Poller:
             w.stop()
         deadline = time.monotonic() + timeout_s
         for w in self._workers:
-            w.thread.join(max(0.0, deadline - time.monotonic()))
+            if w.thread.ident is not None:  # never started: nothing to wait for
+                w.thread.join(max(0.0, deadline - time.monotonic()))
         for w in self._workers:
             try:
                 w.source.close()

@@ -42,10 +42,20 @@ def create_app(font_scale: float = 1.0, argv: list[str] | None = None) -> QAppli
     return app  # type: ignore[return-value]
 
 
+def is_fleet(engine: Any) -> bool:
+    """A `console.fleet.Fleet` (several clusters) rather than one engine: duck-typed, so tests
+    can pass fakes of either."""
+    return hasattr(engine, "names") and hasattr(engine, "latest_frames")
+
+
 def run_gui(engine: Any, *, font_scale: float = 1.0, fullscreen: bool = False,
             presentation: bool = False) -> int:
-    """Run the console window on `engine` until the window closes; returns the exit code."""
-    from widgets.bridge import EngineBridge
+    """Run the console window until it closes; returns the exit code.
+
+    ``engine`` is one cluster's engine (`Engine`, `ProcessEngine`) or a `console.fleet.Fleet`:
+    then the window gets a cluster switcher and the fleet overview, and shows the first cluster.
+    """
+    from widgets.bridge import EngineBridge, FleetBridge
     from widgets.main_window import MainWindow
     from widgets.panel import PanelContext
 
@@ -59,14 +69,25 @@ def run_gui(engine: Any, *, font_scale: float = 1.0, fullscreen: bool = False,
     if presentation:
         font_scale = max(font_scale, 1.4)  # read from across a room
     app = create_app(font_scale)
-    context = PanelContext(actions=None if presentation else getattr(engine, "actions", None),
-                           operator=_operator_name())
+    fleet = is_fleet(engine)
+    actions = None if (presentation or fleet) else getattr(engine, "actions", None)
+    context = PanelContext(actions=actions, operator=_operator_name())
     window = MainWindow(context, settings=settings, presentation=presentation)
-    bridge = EngineBridge(engine, window)
-    bridge.frame_ready.connect(window.show_frame)
-    latest = engine.latest_frame() if hasattr(engine, "latest_frame") else None
-    if latest is not None:
-        window.show_frame(latest)
+    bridge: Any
+    if fleet:
+        window.set_clusters(engine.names, actions=None if presentation else engine.actions(),
+                            simulated=engine.simulated())
+        bridge = FleetBridge(engine, window)
+        bridge.frame_ready.connect(window.show_cluster_frame)
+        for name, latest in engine.latest_frames().items():
+            if latest is not None:
+                window.show_cluster_frame(name, latest)
+    else:
+        bridge = EngineBridge(engine, window)
+        bridge.frame_ready.connect(window.show_frame)
+        latest = engine.latest_frame() if hasattr(engine, "latest_frame") else None
+        if latest is not None:
+            window.show_frame(latest)
 
     # Ctrl+C in the terminal closes the window cleanly: Python only sees signals when the
     # interpreter runs, so a cheap timer gives it the chance.

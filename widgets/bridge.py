@@ -6,6 +6,8 @@ under a lock and, if no delivery is already queued, emits an internal signal tha
 the GUI thread. When frames arrive faster than the GUI takes them, older undelivered frames are
 simply replaced, so the GUI always shows the newest state and never works through a backlog
 (glue's "merge queued requests so only the latest runs").
+
+`FleetBridge` does the same for a `console.fleet.Fleet`, newest frame per cluster.
 """
 
 from __future__ import annotations
@@ -68,6 +70,66 @@ class EngineBridge(QObject):
             self._closed = True
             self._pending = None
         unsubscribe = getattr(self._engine, "unsubscribe", None)
+        if callable(unsubscribe):
+            try:
+                unsubscribe(self.push)
+            except (ValueError, KeyError):
+                pass
+
+
+class FleetBridge(QObject):
+    """Re-emits a fleet's frames as `frame_ready(cluster, frame)` on the GUI thread (GUI thread).
+
+    The same newest-only rule as `EngineBridge`, per cluster: a busy GUI gets each cluster's
+    newest frame once, and one chatty cluster can never push another's frame out of the queue.
+    """
+
+    frame_ready = Signal(str, object)
+    _wake = Signal()
+
+    def __init__(self, fleet: Any = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._lock = threading.Lock()
+        self._pending: dict[str, Frame] = {}
+        self._queued = False
+        self._closed = False
+        self.delivered = 0
+        self.dropped = 0
+        self._wake.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._fleet = fleet
+        if fleet is not None:
+            fleet.subscribe(self.push)
+
+    def push(self, cluster: str, frame: Frame) -> None:
+        """Hand over one cluster's frame; safe from any thread."""
+        with self._lock:
+            if self._closed:
+                return
+            if cluster in self._pending:
+                self.dropped += 1
+            self._pending[cluster] = frame
+            if self._queued:
+                return
+            self._queued = True
+        self._wake.emit()
+
+    @Slot()
+    def _deliver(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._queued = False
+            closed = self._closed
+        if closed:
+            return
+        for cluster, frame in pending.items():
+            self.delivered += 1
+            self.frame_ready.emit(cluster, frame)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._pending = {}
+        unsubscribe = getattr(self._fleet, "unsubscribe", None)
         if callable(unsubscribe):
             try:
                 unsubscribe(self.push)

@@ -251,6 +251,7 @@ class HeatmapPanel(Panel):
         self.image: np.ndarray = np.zeros((1, 1), np.uint8)
         self.lut = build_lut(self.metric_spec, _theme.current())
         self._layout_view_size = (0, 0)
+        self._layout_cluster = ""  # versions count per cluster: a switch of cluster relayouts
         self._rack_items: list[pg.TextItem] = []
         self._hover_g = -1
 
@@ -369,7 +370,7 @@ class HeatmapPanel(Panel):
     # -- rendering ----------------------------------------------------------------------------
 
     def render(self, frame: Frame) -> None:
-        self._ensure_layout(frame.topology)
+        self._ensure_layout(frame.topology, frame.cluster)
         L = self.layout_info
         assert L is not None
         codes, marks, mark_codes = colour_codes(self.metric_spec, frame)
@@ -386,15 +387,18 @@ class HeatmapPanel(Panel):
         if self._hover_g >= 0:
             self._hover_g = -1  # values changed: the next mouse move rebuilds the tooltip
 
-    def _ensure_layout(self, topology: Topology) -> None:
-        """Rebuild the geometry when the topology changes or the view's shape changed a lot."""
+    def _ensure_layout(self, topology: Topology, cluster: str = "") -> None:
+        """Rebuild the geometry when the topology (of this cluster: every cluster numbers its
+        own versions) changes or the view's shape changed a lot."""
         size = (max(self.view.width(), 200), max(self.view.height(), 120))
         L = self.layout_info
         old = self._layout_view_size
         resized = old[0] == 0 or abs(size[0] / old[0] - 1) > 0.2 or abs(size[1] / old[1] - 1) > 0.2
-        if L is not None and L.topology_version == topology.version and L.n_gpus == topology.n_gpus and not resized:
+        if (L is not None and L.topology_version == topology.version and L.n_gpus == topology.n_gpus
+                and cluster == self._layout_cluster and not resized):
             return
         self._layout_view_size = size
+        self._layout_cluster = cluster
         th = _theme.current()
         font = pg.QtGui.QFont(th.font_family)
         font.setPixelSize(th.px(13))

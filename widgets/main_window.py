@@ -8,6 +8,12 @@ unlocked from the View menu to rearrange it.
 
 Panels built by other modules are imported lazily and defensively: a panel that fails to
 import becomes a placeholder that says so, instead of taking the console down.
+
+Several clusters: `set_clusters` names them, `show_cluster_frame(name, frame)` receives every
+cluster's frames (from `FleetBridge`), and only the frames of the cluster on screen reach the
+panels; the others feed the fleet overview and the drill-down windows opened for them. Switching
+(the status-bar combo box, Ctrl+Shift+1..9, or a row of the fleet panel) hands the panels the
+other cluster's newest frame, never rebuilds them.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QComboBox,
     QDockWidget,
     QLabel,
     QMainWindow,
@@ -38,7 +48,7 @@ from widgets.theme import set_state_property
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1  # bump when the set of docks changes, so old saved layouts are ignored
+STATE_VERSION = 2  # bump when the set of docks changes, so old saved layouts are ignored
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ PANELS: tuple[PanelSpec, ...] = (
     PanelSpec("alerts", "widgets.alerts_panel", "AlertsPanel", "Alerts"),
     PanelSpec("incidents", "widgets.incidents_panel", "IncidentsPanel", "Incidents"),
     PanelSpec("sources", "widgets.sources_panel", "SourcesPanel", "Data sources"),
+    PanelSpec("fleet", "widgets.fleet_panel", "FleetPanel", "Fleet"),
 )
 
 
@@ -95,7 +106,9 @@ def load_panel(spec: PanelSpec, context: PanelContext) -> QWidget:
 
 
 class MainWindow(QMainWindow):
-    """The console window (GUI thread)."""
+    """The console window (GUI thread). `cluster_changed(name)` after a switch of cluster."""
+
+    cluster_changed = Signal(str)
 
     def __init__(self, context: PanelContext | None = None, *, settings: QSettings | None = None,
                  persist: bool = True, presentation: bool = False, parent: QWidget | None = None) -> None:
@@ -107,7 +120,14 @@ class MainWindow(QMainWindow):
             QSettings("AISC", "AISC Console") if persist else None)
         self._prefix = "presentation" if presentation else "window"
         self._frame: Frame | None = None
-        self._drilldowns: dict[str, QWidget] = {}
+        # Drill-down windows per cluster (None: the single cluster of an engine), by account.
+        self._drilldowns_by_cluster: dict[str | None, dict[str, QWidget]] = {}
+        self._cluster_names: tuple[str, ...] = ()
+        self._current: str | None = None
+        self._pending: str | None = None  # asked for, but no frame of it yet
+        self._fleet_frames: dict[str, Frame | None] = {}
+        self._cluster_actions: dict[str, Any] = {}
+        self.cluster_actions: list[QAction] = []
         self.setObjectName("MainWindow")
         self.setWindowTitle("AISC Console")
         self.setDockNestingEnabled(True)
@@ -130,6 +150,11 @@ class MainWindow(QMainWindow):
             self.panels[spec.key] = panel
             self.docks[spec.key] = dock
         self._arrange_default()
+        if "fleet" in self.docks:
+            self.docks["fleet"].hide()  # shown only when there is more than one cluster
+            fleet_panel = self.panels["fleet"]
+            if hasattr(fleet_panel, "cluster_requested"):
+                fleet_panel.cluster_requested.connect(self.switch_cluster)
 
         self._build_top()
         self._build_status_bar()
@@ -161,6 +186,8 @@ class MainWindow(QMainWindow):
         if "alerts" in d:
             self.splitDockWidget(d["capacity"], d["tenants"], Qt.Orientation.Vertical)
             self.splitDockWidget(d["capacity"], d["alerts"], Qt.Orientation.Vertical)
+        if "fleet" in d:  # under the KPI strip, across the window: one row per cluster
+            self.splitDockWidget(d["kpi"], d["fleet"], Qt.Orientation.Vertical)
         # No central widget: the docks share the whole window.
         self._first_show = True
 
@@ -187,6 +214,16 @@ class MainWindow(QMainWindow):
             if "alerts" in d:
                 self.resizeDocks([d["capacity"], d["alerts"], d["tenants"]], [320, 280, 300],
                                  Qt.Orientation.Vertical)
+            self._size_fleet_dock()
+
+    def _size_fleet_dock(self) -> None:
+        """Tall enough for every cluster's row and no taller: the map below needs the room."""
+        dock = self.docks.get("fleet")
+        if dock is None or dock.isHidden():
+            return
+        th = _theme.current()
+        height = dock.widget().sizeHint().height() if dock.widget() is not None else th.px(120)
+        self.resizeDocks([dock], [height], Qt.Orientation.Vertical)
 
     def set_layout_locked(self, locked: bool) -> None:
         """Locked: no dock title bars (panels have their own headers), docks cannot move."""
@@ -247,6 +284,16 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
+        self.cluster_combo = QComboBox(self)
+        self.cluster_combo.setObjectName("ClusterSwitcher")
+        self.cluster_combo.setToolTip("Which cluster the panels show (Ctrl+Shift+1..9)")
+        self.cluster_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.cluster_combo.activated.connect(self._on_combo_activated)
+        self.cluster_combo.hide()  # only with more than one cluster
+        self.cluster_caption = QLabel("Cluster", self)
+        self.cluster_caption.setObjectName("ClusterSwitcherCaption")
+        self.cluster_caption.setBuddy(self.cluster_combo)
+        self.cluster_caption.hide()
         self.cluster_label = QLabel("no data yet", self)
         self.sim_badge = QLabel("SIMULATED CLUSTER", self)
         self.sim_badge.setObjectName("SimulatedBadge")
@@ -255,6 +302,9 @@ class MainWindow(QMainWindow):
         self.age_label = QLabel("", self)
         bar.addWidget(self.cluster_label)
         bar.addWidget(self.sim_badge)
+        # Permanent (right-hand) widgets stay visible while a status message is shown.
+        bar.addPermanentWidget(self.cluster_caption)
+        bar.addPermanentWidget(self.cluster_combo)
         bar.addPermanentWidget(self.age_label)
 
     def _build_actions(self) -> None:
@@ -278,6 +328,9 @@ class MainWindow(QMainWindow):
         view.addAction(action("Normal text size", "Ctrl+0", lambda: self.change_font_scale(None)))
         self._lock_action = action("&Lock layout", None, lambda on: self.set_layout_locked(bool(on)), True)
         view.addAction(self._lock_action)
+        # Filled by set_clusters; only shown with more than one cluster.
+        self._cluster_menu = self.menu_bar.addMenu("C&luster")
+        self._cluster_menu.menuAction().setVisible(False)
         view.addSeparator()
         self.focus_actions: list[QAction] = []
         for i, key in enumerate(self.docks):
@@ -315,14 +368,151 @@ class MainWindow(QMainWindow):
         if self._settings is not None:
             self._settings.setValue("display/font_scale", scale)
 
+    # -- several clusters ---------------------------------------------------------------------
+
+    @property
+    def _drilldowns(self) -> dict[str, QWidget]:
+        """The drill-down windows of the cluster on screen, by account."""
+        return self._drilldowns_by_cluster.setdefault(self._current, {})
+
+    @property
+    def current_cluster(self) -> str | None:
+        """The cluster the panels show (None until `set_clusters`, with a single engine)."""
+        return self._current
+
+    @property
+    def cluster_names(self) -> tuple[str, ...]:
+        return self._cluster_names
+
+    def set_clusters(self, names: Sequence[str], *, actions: Mapping[str, Any] | None = None,
+                     simulated: Mapping[str, bool] | None = None, current: str | None = None) -> None:
+        """Name the clusters this window can show, their actions, and which one to show first.
+
+        With more than one: the switcher and the fleet overview appear, and Ctrl+Shift+1..9
+        switch. Frames then come through `show_cluster_frame`.
+        """
+        self._cluster_names = tuple(names)
+        self._cluster_actions = dict(actions or {})
+        self._fleet_frames = {n: self._fleet_frames.get(n) for n in self._cluster_names}
+        several = len(self._cluster_names) > 1
+        combo = self.cluster_combo
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(list(self._cluster_names))
+        combo.blockSignals(False)
+        combo.setVisible(several)
+        self.cluster_caption.setVisible(several)
+        for a in self.cluster_actions:
+            self.removeAction(a)
+            a.deleteLater()
+        self.cluster_actions = []
+        for i, name in enumerate(self._cluster_names[:9]):
+            a = QAction(f"Show cluster {name}", self)
+            a.setShortcut(QKeySequence(f"Ctrl+Shift+{i + 1}"))
+            a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+            a.triggered.connect(lambda _=False, n=name: self.switch_cluster(n))
+            self.addAction(a)
+            self.cluster_actions.append(a)
+        if hasattr(self, "_cluster_menu"):
+            self._cluster_menu.clear()
+            self._cluster_menu.menuAction().setVisible(several)
+            for a in self.cluster_actions:
+                self._cluster_menu.addAction(a)
+        fleet = self.panels.get("fleet")
+        if fleet is not None and hasattr(fleet, "set_clusters"):
+            fleet.set_clusters(self._cluster_names, simulated)
+        dock = self.docks.get("fleet")
+        if dock is not None:
+            dock.setVisible(several)
+            self._size_fleet_dock()
+        first = current if current in self._cluster_names else (
+            self._cluster_names[0] if self._cluster_names else None)
+        self._current = first
+        self._pending = None
+        if first is not None:
+            self._select_in_combo(first)
+            if not self.presentation:
+                self.context.actions = self._cluster_actions.get(first)
+            if fleet is not None and hasattr(fleet, "set_shown"):
+                fleet.set_shown(first)
+            frame = self._fleet_frames.get(first)
+            if frame is not None:
+                self.show_frame(frame)
+
+    @Slot(str, object)
+    def show_cluster_frame(self, name: str, frame: Frame) -> None:
+        """A frame of any cluster of the fleet; only the shown cluster's reach the panels."""
+        if name not in self._fleet_frames:
+            return  # not a cluster of ours (a late frame after set_clusters changed)
+        self._fleet_frames[name] = frame
+        fleet = self.panels.get("fleet")
+        if fleet is not None and hasattr(fleet, "show_fleet"):
+            fleet.show_fleet(self._fleet_frames)
+        if self._pending == name:
+            self.switch_cluster(name)
+        elif name == self._current:
+            self.show_frame(frame)
+        else:
+            for win in list(self._drilldowns_by_cluster.get(name, {}).values()):
+                win.show_frame(frame)
+
+    @Slot(str)
+    def switch_cluster(self, name: str) -> bool:
+        """Show ``name`` in every panel; True when done now, False when it has no data yet (it
+        is then shown as soon as its first frame arrives) or is not a configured cluster."""
+        if name not in self._cluster_names:
+            return False
+        self._select_in_combo(name)
+        frame = self._fleet_frames.get(name)
+        if frame is None:
+            self._pending = None if name == self._current else name
+            if self._pending is not None:
+                shown = self._current or "nothing"
+                self.cluster_label.setText(f"{name} · waiting for its first data "
+                                           f"(still showing {shown})")
+            return False
+        self._pending = None
+        changed = name != self._current
+        self._current = name
+        if not self.presentation:
+            self.context.actions = self._cluster_actions.get(name)
+        fleet = self.panels.get("fleet")
+        if fleet is not None and hasattr(fleet, "set_shown"):
+            fleet.set_shown(name)
+        self.show_frame(frame)
+        if changed:
+            # At once, not on the next redraw tick: the operator just asked for it.
+            for panel in self.panels.values():
+                if panel.isVisible():
+                    panel.render_now()
+            self.cluster_changed.emit(name)
+        return True
+
+    def _select_in_combo(self, name: str) -> None:
+        i = self.cluster_combo.findText(name, Qt.MatchFlag.MatchExactly)
+        if i >= 0 and self.cluster_combo.currentIndex() != i:
+            self.cluster_combo.blockSignals(True)
+            self.cluster_combo.setCurrentIndex(i)
+            self.cluster_combo.blockSignals(False)
+
+    @Slot(int)
+    def _on_combo_activated(self, index: int) -> None:
+        if 0 <= index < len(self._cluster_names):
+            self.switch_cluster(self._cluster_names[index])
+
     @Slot(object)
     def show_frame(self, frame: Frame) -> None:
-        """Hand the frame to every panel and drill-down; cheap (panels redraw on their timers)."""
+        """Hand the frame to every panel and to the shown cluster's drill-downs; cheap (panels
+        redraw on their timers)."""
         self._frame = frame
         for panel in self.panels.values():
             panel.show_frame(frame)
         for win in list(self._drilldowns.values()):
             win.show_frame(frame)
+        if not self._cluster_names:  # a single engine: the fleet view has just this one row
+            fleet = self.panels.get("fleet")
+            if fleet is not None and hasattr(fleet, "show_fleet"):
+                fleet.show_fleet({frame.cluster: frame})
         self._update_chrome(frame)
 
     def render_all(self) -> None:
@@ -344,8 +534,14 @@ class MainWindow(QMainWindow):
             self.banner.show()
         k = frame.kpis
         cluster = f"{frame.cluster} \u00b7 {k.gpus_total:,} GPUs on {k.nodes_total:,} nodes"
+        if self._pending is not None:
+            cluster = (f"{self._pending} \u00b7 waiting for its first data "
+                       f"(still showing {frame.cluster})")
         if self.cluster_label.text() != cluster:
             self.cluster_label.setText(cluster)
+        title = f"{frame.cluster} \u2014 AISC Console"
+        if self.windowTitle() != title:
+            self.setWindowTitle(title)
         self.sim_badge.setVisible(bool(frame.simulated))
         self._update_status_age()
 
@@ -375,8 +571,12 @@ class MainWindow(QMainWindow):
                 log.exception("tenant drill-down for %s failed", account)
                 self.statusBar().showMessage(f"Cannot open tenant {account}: {exc}", 10_000)
                 return
-            self._drilldowns[account] = win
-            win.destroyed.connect(lambda _=None, a=account: self._drilldowns.pop(a, None))
+            cluster = self._current
+            windows = self._drilldowns
+            windows[account] = win
+            win.destroyed.connect(lambda _=None, a=account, w=windows: w.pop(a, None))
+            if len(self._cluster_names) > 1 and cluster is not None:
+                _name_cluster_in_title(win, cluster)
             if self._frame is not None:
                 win.show_frame(self._frame)
         win.show()
@@ -413,10 +613,27 @@ class MainWindow(QMainWindow):
             self._first_show = False
             if not self.restore_layout():
                 self._apply_default_sizes()
+            dock = self.docks.get("fleet")
+            if dock is not None and len(self._cluster_names) <= 1:
+                dock.hide()  # a layout saved with several clusters must not show an empty fleet
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if self._persist:
             self.save_layout()
-        for win in list(self._drilldowns.values()):
-            win.close()
+        for windows in list(self._drilldowns_by_cluster.values()):
+            for win in list(windows.values()):
+                win.close()
         super().closeEvent(event)
+
+
+def _name_cluster_in_title(win: QWidget, cluster: str) -> None:
+    """Keep "· <cluster>" at the end of a drill-down's title, whatever the window sets itself:
+    with several clusters two "HKU — tenant" windows must say which machine each one is about."""
+    suffix = f" \u00b7 {cluster}"
+
+    def keep(title: str) -> None:
+        if not title.endswith(suffix):
+            win.setWindowTitle(title + suffix)
+
+    win.windowTitleChanged.connect(keep)
+    keep(win.windowTitle())

@@ -81,3 +81,67 @@ def test_status_runs_in_a_fresh_interpreter_without_qt() -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("NOQT")
     assert "Delivered" in out.stdout and "SIMULATED CLUSTER" in out.stdout
+
+
+# --- several clusters ----------------------------------------------------------------------------
+
+TWO_SIMS = ('[[clusters]]\nname = "Alpha"\n[clusters.sim]\nseed = 3\nnodes = 4\ninterval_s = 0.5\n\n'
+            '[[clusters]]\nname = "Beta"\n[clusters.sim]\nseed = 11\nnodes = 6\ninterval_s = 0.5\n')
+
+
+def test_status_prints_every_cluster_when_several_are_configured(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(TWO_SIMS)
+    code = main(["status", "--config", str(cfg), "--timeout", "20"])
+    out = capsys.readouterr().out
+    assert code == 0
+    blocks = out.strip().split("\n\n")
+    assert [b.splitlines()[0] for b in blocks] == ["Alpha  [SIMULATED CLUSTER]", "Beta  [SIMULATED CLUSTER]"]
+    assert "32 total" in blocks[0] and "48 total" in blocks[1]
+
+
+def test_status_json_with_several_clusters_lists_each_single_cluster_object(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(TWO_SIMS)
+    code = main(["status", "--json", "--config", str(cfg), "--timeout", "20"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert set(out) == {"schema", "clusters"} and out["schema"] == 1
+    assert [c["cluster"] for c in out["clusters"]] == ["Alpha", "Beta"]
+    assert [c["gpus_total"] for c in out["clusters"]] == [32, 48]
+    for c in out["clusters"]:
+        assert CONTRACT <= set(c) and c["schema"] == 1 and c["simulated"] is True
+
+
+def test_status_with_cluster_keeps_the_single_cluster_object(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(TWO_SIMS)
+    code = main(["status", "--json", "--config", str(cfg), "--cluster", "Beta", "--timeout", "20"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert "clusters" not in out and out["cluster"] == "Beta" and out["gpus_total"] == 48
+
+
+def test_status_fails_when_any_source_of_any_cluster_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "mixed.toml"
+    cfg.write_text('[[clusters]]\nname = "sim"\n[clusters.sim]\nnodes = 2\ninterval_s = 0.5\n\n'
+                   '[[clusters]]\nname = "lab"\n[clusters.prometheus]\n'
+                   'url = "http://127.0.0.1:9"\ninterval_s = 1\ntimeout_s = 1\n')
+    code = main(["status", "--json", "--config", str(cfg), "--engine", "thread", "--timeout", "20"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    sim, lab = out["clusters"]
+    assert sim["cluster"] == "sim" and sim["sources"][0]["state"] == "ok"
+    assert lab["cluster"] == "lab" and lab["sources"][0]["state"] in ("failing", "stale")
+    assert "cannot connect" in lab["sources"][0]["error"]
+
+
+def test_a_cluster_without_any_frame_counts_as_failing() -> None:
+    from console.cli import no_frame_dict
+
+    assert no_frame_dict("lab", False, 30.0) == {"schema": 1, "cluster": "lab", "simulated": False,
+                                                 "error": "no data within 30 s", "sources": []}

@@ -149,3 +149,9 @@ def test_poll_now_wakes_a_waiting_worker() -> None:
 @pytest.mark.parametrize("interval", [0.5, 30.0])
 def test_default_deadline_is_at_least_ten_seconds(interval: float) -> None:
     assert Schedule(interval).deadline_s == max(2 * interval, 10.0)
+
+
+def test_stopping_a_poller_that_never_started_closes_its_sources() -> None:
+    src = FakeSource()
+    Poller([src], lambda r: None).stop()
+    assert src.closed
