@@ -49,6 +49,19 @@ def local_zone_label(now: float | None = None) -> str:
     return f"local time ({name}, {offset})" if name and name not in offset else f"local time ({offset})"
 
 
+class ClockAxis(pg.DateAxisItem):
+    """A local-time axis that never shows fractions of a second.
+
+    pyqtgraph's date axis switches to "SS.mmm" labels when the span is under a minute, which
+    reads as a number, not a time; a console's history at start-up is exactly that short.
+    """
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        if spacing < 60:
+            return [time.strftime("%H:%M:%S", time.localtime(v)) for v in values]
+        return super().tickStrings(values, scale, spacing)
+
+
 class CapacityPanel(Panel):
     """Capacity over time (GUI thread)."""
 
@@ -65,7 +78,7 @@ class CapacityPanel(Panel):
         self.header = PanelHeader(self.title, self)
         lay.addWidget(self.header)
 
-        self.date_axis = pg.DateAxisItem(orientation="bottom")
+        self.date_axis = ClockAxis(orientation="bottom")
         self.plot_widget = pg.PlotWidget(self, axisItems={"bottom": self.date_axis})
         self.plot_widget.setBackground(th.background)
         lay.addWidget(self.plot_widget, 1)

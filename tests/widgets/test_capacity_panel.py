@@ -71,3 +71,14 @@ def test_stale_telemetry_dims_curves(qtbot, make_frame):
     assert panel.curves["delivered_pf"].opacity() < 0.5
     assert panel.header.age_label.text() == "STALE \u00b7 updated 6 min ago"
     assert panel.header.age_label.property("stale") == "true"
+
+
+def test_short_history_axis_shows_clock_times_not_fractions(qtbot) -> None:
+    import time as _time
+
+    from widgets.capacity_panel import ClockAxis
+
+    axis = ClockAxis(orientation="bottom")
+    t = 1_700_000_049.0
+    (label,) = axis.tickStrings([t], 1.0, 5.0)
+    assert label == _time.strftime("%H:%M:%S", _time.localtime(t))
