@@ -47,7 +47,51 @@ def _make_detector() -> object | None:
     return AnomalyDetector()
 
 
-class Engine:
+class FrameWaiting:
+    """Blocking waits for frames, shared by the in-process and the worker-process engine.
+
+    Needs ``_cond`` (a Condition), ``_latest`` and ``_built()`` (frames built so far); a failed
+    engine overrides ``_raise_if_failed``. Never call these on the GUI thread.
+    """
+
+    _cond: threading.Condition
+    _latest: Frame | None
+
+    def _built(self) -> int:  # pragma: no cover - provided by the engine
+        raise NotImplementedError
+
+    def _raise_if_failed(self) -> None:
+        """Raise when the engine can no longer produce frames (the worker process died)."""
+
+    def _wait_built(self, target: int, deadline: float, timeout: float) -> Frame:
+        with self._cond:
+            while self._built() < target:
+                self._raise_if_failed()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no frame within {timeout:.0f} s")
+                self._cond.wait(left)
+            assert self._latest is not None
+            return self._latest
+
+    def wait_frames(self, n: int = 1, timeout: float = 30.0) -> Frame:
+        """Block until ``n`` more frames were built."""
+        with self._cond:
+            target = self._built() + n
+        return self._wait_built(target, time.monotonic() + timeout, timeout)
+
+    def wait_ready(self, timeout: float = 30.0) -> Frame:
+        """Block until every source has answered (or failed) at least once."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.wait_frames(1, max(0.1, deadline - time.monotonic()))
+            if all(s.last_attempt is not None for s in frame.sources):
+                return frame
+            if time.monotonic() >= deadline:
+                return frame
+
+
+class Engine(FrameWaiting):
     """Runs one cluster's pipeline. Thread-safe public methods; callbacks on the engine thread."""
 
     def __init__(self, settings: Settings, *, cluster: str | None = None,
@@ -134,28 +178,8 @@ class Engine:
         with self._lock:
             return self._latest
 
-    def wait_frames(self, n: int = 1, timeout: float = 30.0) -> Frame:
-        """Block until ``n`` more frames were built; never call this on the GUI thread."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            target = self._frames_built + n
-            while self._frames_built < target:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no frame within {timeout:.0f} s")
-                self._cond.wait(left)
-            assert self._latest is not None
-            return self._latest
-
-    def wait_ready(self, timeout: float = 30.0) -> Frame:
-        """Block until every source has answered (or failed) at least once."""
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = self.wait_frames(1, max(0.1, deadline - time.monotonic()))
-            if all(s.last_attempt is not None for s in frame.sources):
-                return frame
-            if time.monotonic() >= deadline:
-                return frame
+    def _built(self) -> int:
+        return self._frames_built
 
     def poll_now(self) -> None:
         self.poller.poll_now()

@@ -37,7 +37,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from console.config import ClusterSettings, Settings
-from console.engine import Engine, FrameCallback
+from console.engine import Engine, FrameCallback, FrameWaiting
 from console.model import Frame
 
 log = logging.getLogger(__name__)
@@ -379,7 +379,7 @@ class ActionsProxy:
         """Nothing to release here: the child's `Actions` is closed when the engine stops."""
 
 
-class ProcessEngine:
+class ProcessEngine(FrameWaiting):
     """`Engine`'s interface, with the engine running in a spawned worker process.
 
     Subscribers are called on the parent's receiver thread (never the GUI thread), with the
@@ -508,33 +508,9 @@ class ProcessEngine:
         f = self._latest
         return 0 if f is None else f.seq
 
-    def wait_frames(self, n: int = 1, timeout: float = 30.0) -> Frame:
-        """Block until ``n`` more frames were built; never call this on the GUI thread.
-
-        Raises `EngineProcessError` when the worker process has failed.
-        """
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            target = self._built() + n
-            while self._built() < target:
-                if self._error is not None:
-                    raise EngineProcessError(self._error)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no frame within {timeout:.0f} s")
-                self._cond.wait(left)
-            assert self._latest is not None
-            return self._latest
-
-    def wait_ready(self, timeout: float = 30.0) -> Frame:
-        """Block until every source has answered (or failed) at least once."""
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = self.wait_frames(1, max(0.1, deadline - time.monotonic()))
-            if all(s.last_attempt is not None for s in frame.sources):
-                return frame
-            if time.monotonic() >= deadline:
-                return frame
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise EngineProcessError(self._error)
 
     def poll_now(self) -> None:
         self._send("poll_now")
@@ -549,17 +525,7 @@ class ProcessEngine:
             raise TimeoutError(f"no frame within {timeout:.0f} s") from None
         if not ok:
             raise EngineProcessError(str(value))
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._built() < int(value):
-                if self._error is not None:
-                    raise EngineProcessError(self._error)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no frame within {timeout:.0f} s")
-                self._cond.wait(left)
-            assert self._latest is not None
-            return self._latest
+        return self._wait_built(int(value), time.monotonic() + timeout, timeout)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -29,17 +29,17 @@ def render_snapshot(frame: Frame, out_path: str | Path, size: tuple[int, int] = 
         # exactly the size asked for even when it is smaller than the dashboard would like.
         window.setFixedSize(*size)
         window.show()
-        app.processEvents()  # lay out at the final size before panels size their contents
+        app.sendPostedEvents()  # lay out at the final size before panels size their contents
         window.show_frame(frame)
         window.render_all()
-        app.processEvents()
+        app.sendPostedEvents()
         window.render_all()  # panels that plan their geometry from their size plan it again
-        app.processEvents()
+        app.sendPostedEvents()
         pixmap = window.grab()
         if not pixmap.save(str(out), "PNG"):
             raise OSError(f"could not write {out}")
     finally:
         window.close()
         window.deleteLater()
-        app.processEvents()
+        app.sendPostedEvents()
     return out
