@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from widgets.tables import ReadOnlyTableModel
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor
 
 from console.model import ACTIVE_JOB_STATES, JobState, JobTable, Severity, TenantTable
@@ -56,7 +57,6 @@ _RIGHT = int(Qt.AlignmentFlag.AlignRight) | int(Qt.AlignmentFlag.AlignVCenter)
 _ROLES = frozenset({_DISPLAY, _ALIGN, _FOREGROUND, _TOOLTIP, JOB_ID_ROLE, ACCOUNT_ROLE})
 _RUNNING = int(JobState.RUNNING)
 _PENDING = int(JobState.PENDING)
-_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 _ACTIVE_CODES = np.array(sorted(int(s) for s in ACTIVE_JOB_STATES), np.int8)
 
 
@@ -80,7 +80,7 @@ def state_word(code: int) -> str:
         return "unknown"
 
 
-class JobsTableModel(QAbstractTableModel):
+class JobsTableModel(ReadOnlyTableModel):
     """Jobs of one frame, filtered (text, state, tenant) and sorted by any column."""
 
     def __init__(self, parent: Any = None) -> None:
@@ -195,26 +195,10 @@ class JobsTableModel(QAbstractTableModel):
 
     # --- Qt model API -------------------------------------------------------------------------
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else int(len(self._view))
+    headers = HEADERS
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(HEADERS):
-            if role == Qt.ItemDataRole.DisplayRole:
-                return HEADERS[section]
-            if role == Qt.ItemDataRole.TextAlignmentRole:
-                # left even over numbers: the sort arrow sits on the right and would cover it
-                return int(Qt.AlignmentFlag.AlignLeft) | int(Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return _FLAGS
+    def _row_count(self) -> int:
+        return int(len(self._view))
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
              role: int = Qt.ItemDataRole.DisplayRole) -> Any:

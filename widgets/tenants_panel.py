@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from widgets.tables import ReadOnlyTableModel, setup_row_table
 from PySide6.QtCore import (
-    QAbstractTableModel, QEvent, QModelIndex, QObject, QPersistentModelIndex, Qt, Slot,
+    QEvent, QModelIndex, QObject, QPersistentModelIndex, Qt, Slot,
 )
 from PySide6.QtGui import QColor, QKeyEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHeaderView, QTableView, QVBoxLayout, QWidget,
+    QTableView, QVBoxLayout, QWidget,
 )
 
 from console.model import Frame, TenantTable
@@ -39,7 +40,7 @@ def fmt_money(x: float) -> str:
     return DASH if not np.isfinite(x) else f"${x:,.0f}"
 
 
-class TenantsTableModel(QAbstractTableModel):
+class TenantsTableModel(ReadOnlyTableModel):
     """Rows of a TenantTable, sorted by any column (default: GPUs in use, largest first)."""
 
     def __init__(self, parent: Any = None) -> None:
@@ -85,26 +86,10 @@ class TenantsTableModel(QAbstractTableModel):
     def visible_accounts(self) -> list[str]:
         return [] if self._t is None else [self._t.account[i] for i in self._view]
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else int(len(self._view))
+    headers = HEADERS
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(HEADERS):
-            if role == Qt.ItemDataRole.DisplayRole:
-                return HEADERS[section]
-            if role == Qt.ItemDataRole.TextAlignmentRole:
-                # left even over numbers: the sort arrow sits on the right and would cover it
-                return int(Qt.AlignmentFlag.AlignLeft) | int(Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+    def _row_count(self) -> int:
+        return int(len(self._view))
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
              role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -224,20 +209,10 @@ class TenantsPanel(Panel):
         self.model = TenantsTableModel(self)
         self.header = PanelHeader(self.title, self)
         self.table = QTableView(self)
-        self.table.setObjectName("TenantsTable")
         self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
-        self.table.setWordWrap(False)
-        vh = self.table.verticalHeader()
-        vh.setVisible(False)
-        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vh.setDefaultSectionSize(26)
+        setup_row_table(self.table, "TenantsTable")
+        self.table.verticalHeader().setDefaultSectionSize(26)
         hh = self.table.horizontalHeader()
-        hh.setHighlightSections(False)
         hh.setStretchLastSection(False)
         for col, width in enumerate(COLUMN_WIDTHS):
             self.table.setColumnWidth(col, width)
