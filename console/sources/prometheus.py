@@ -276,7 +276,7 @@ def cluster_delivered_pf_query(peak_tflops: Mapping[str, float], metrics: Metric
     """PromQL for the cluster's delivered PF, summed on the server (for history backfill).
 
     ``peak_tflops`` maps a model-name fragment ("H800") to its dense peak in TFLOPS; the clock
-    correction (SM clock / boost clock) applies where ``boost_clock_mhz`` names the model.
+    correction (SM clock / boost clock, at most 1) applies where ``boost_clock_mhz`` names the model.
     Series duplicated by ``hpc_job`` are collapsed with ``max by (host, gpu)`` first.
     """
     if not peak_tflops:
@@ -291,7 +291,9 @@ def cluster_delivered_pf_query(peak_tflops: Mapping[str, float], metrics: Metric
         tensor = f"max by ({by}) ({metrics.tensor}{{{sel}}})"
         clock = (boost_clock_mhz or {}).get(frag)
         if clock:
-            ratio = f"(max by ({by}) ({metrics.sm_clock}{{{sel}}}) / {clock:g})"
+            # capped at 1 like the state's own figure: a clock above the table's boost clock
+            # must not report more than the peak
+            ratio = f"clamp_max(max by ({by}) ({metrics.sm_clock}{{{sel}}}) / {clock:g}, 1)"
             term = f"sum({tensor} * on({by}) {ratio})"
         else:
             term = f"sum({tensor})"

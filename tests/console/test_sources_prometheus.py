@@ -216,8 +216,8 @@ def test_selector_is_added_to_bare_metric_names() -> None:
 def test_delivered_pf_query_and_history(server: ReplayServer) -> None:
     q = cluster_delivered_pf_query({"H800": 989.5}, boost_clock_mhz={"H800": 1980})
     assert q == ('((sum(max by (Hostname, hostname, gpu) (DCGM_FI_PROF_PIPE_TENSOR_ACTIVE'
-                 '{modelName=~".*H800.*"}) * on(Hostname, hostname, gpu) (max by (Hostname, '
-                 'hostname, gpu) (DCGM_FI_DEV_SM_CLOCK{modelName=~".*H800.*"}) / 1980)) * 989.5 '
+                 '{modelName=~".*H800.*"}) * on(Hostname, hostname, gpu) clamp_max(max by (Hostname, '
+                 'hostname, gpu) (DCGM_FI_DEV_SM_CLOCK{modelName=~".*H800.*"}) / 1980, 1)) * 989.5 '
                  '/ 1000) or vector(0))')
     server.add("GET", "/api/v1/query_range", 200, {"status": "success", "data": {
         "resultType": "matrix", "result": [{"metric": {}, "values": [[100, "1.5"], [120, "2"]]}]}})
