@@ -1,0 +1,174 @@
+"""Series-level detectors: change points on cluster / partition / tenant series, queue surges.
+
+Every series goes through the same `SeriesDetector` (the one scored on NAB). Two filters keep
+the console honest on busy clusters: a change must also be material (``min_rel_change`` of
+the baseline, so a 0.3% wobble in delivered petaflops never pages anyone) and a queue surge
+must add at least ``surge_min_jobs`` pending jobs. Columns are keyed by name; when the set of
+tenants or partitions changes the affected bank starts again (rare, and safe).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from console.analytics.detectors.base import Finding
+from console.analytics.detectors.context import FrameContext
+from console.analytics.detectors.series import SeriesDetector, SeriesSettings
+from console.model import JobState, Severity, Subject
+
+CLUSTER_SERIES = ("delivered_pf", "available_pf", "allocated_pf", "busy_pf")
+
+
+@dataclass(frozen=True)
+class WorkloadSettings:
+    series: SeriesSettings = field(default_factory=SeriesSettings)
+    min_rel_change: float = 0.25
+    change_confirm_s: float = 180.0  # longer than a job's warm-up, so churn is not a change
+    # Tenant efficiency (delivered TFLOPS per allocated GPU) moves with the tenant's job mix:
+    # on the simulated fault-free day it raised ~12 false changes a day at 384 nodes, so it
+    # is off by default; the tenants' queues are always watched.
+    tenant_efficiency: bool = False
+    tenant_min_gpus: int = 16  # tenant efficiency is judged only above this many GPUs in use
+    surge_min_jobs: int = 20
+    surge_min_per_node: float = 0.1  # ... and at least this many jobs per node of the cluster
+    surge_min_factor: float = 2.0  # pending must also reach this multiple of its median
+
+
+class _Bank:
+    """A `SeriesDetector` over named columns, with the open/close bookkeeping of its findings."""
+
+    def __init__(self, settings: SeriesSettings) -> None:
+        self.settings = settings
+        self.names: tuple[str, ...] = ()
+        self.det: SeriesDetector | None = None
+        self.open: dict[str, float] = {}  # name -> baseline median when it opened
+        self.jump: dict[str, float] = {}  # name -> size of the jump when it opened
+
+    def step(self, names: tuple[str, ...], values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if names != self.names or self.det is None:
+            self.names = names
+            self.det = SeriesDetector(len(names), self.settings)
+            self.open = {}
+            self.jump = {}
+        score = self.det.step(values)
+        return score, self.det.last_z, self.det.last_median
+
+
+class WorkloadDetectors:
+    def __init__(self, settings: WorkloadSettings | None = None) -> None:
+        self.s = settings or WorkloadSettings()
+        self._cluster = _Bank(self.s.series)
+        self._tenant_eff = _Bank(self.s.series)
+        # Queues: rises only; a surge is judged by its size too (surge_min_*), so the range rule
+        # may start as soon as there is any history.
+        # Queues also re-arm quickly: the surge hysteresis below decides how long one lasts, and
+        # a second burst while the first is still queued is a second surge.
+        up = replace(self.s.series, up_only=True, range_min_history=self.s.series.min_history,
+                     refractory=self.s.series.min_history)
+        self._pending = _Bank(up)
+        self._last_t: float | None = None
+
+    def run(self, ctx: FrameContext) -> list[Finding]:
+        if self._last_t is not None and ctx.now <= self._last_t:
+            return []
+        self._last_t = ctx.now
+        f = ctx.frame
+        out: list[Finding] = []
+        k = f.kpis
+        vals = np.array([getattr(k, n) for n in CLUSTER_SERIES], np.float64)
+        out += self._changes(self._cluster, CLUSTER_SERIES, vals,
+                             lambda n: (Subject("cluster", "cluster"), f"cluster {n.replace('_', ' ')}"),
+                             unit="PF")
+        # Tenant efficiency (delivered per allocated GPU), only for tenants big enough to judge.
+        t = f.tenants
+        if len(t) and self.s.tenant_efficiency:
+            gpus = np.asarray(t.gpus_in_use, np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                eff = np.where(gpus >= self.s.tenant_min_gpus,
+                               np.asarray(t.delivered_pf, np.float64) * 1000.0 / gpus, np.nan)
+            names = tuple(t.account)
+            out += self._changes(self._tenant_eff, names, eff,
+                                 lambda n: (Subject("tenant", n), f"delivered TFLOPS per GPU of tenant {n}"),
+                                 unit="TF/GPU", tenant=True)
+        out += self._queue(ctx)
+        return out
+
+    def _changes(self, bank: _Bank, names: tuple[str, ...], values: np.ndarray, describe, *,
+                 unit: str, tenant: bool = False) -> list[Finding]:
+        score, z, med = bank.step(names, values)
+        out = []
+        det = bank.det
+        for i, name in enumerate(names):
+            x, m = values[i], med[i]
+            if not (np.isfinite(x) and np.isfinite(m)):
+                bank.open.pop(name, None)
+                continue
+            material = abs(x - m) >= self.s.min_rel_change * max(abs(m), 1e-9)
+            starting = score[i] >= 0.5 and material
+            going = name in bank.open and det is not None and det.quiet[i] and \
+                abs(z[i]) >= det.settings.z_alarm / 2 and material
+            if not (starting or going):
+                bank.open.pop(name, None)
+                continue
+            bank.open.setdefault(name, float(m))
+            subject, label = describe(name)
+            out.append(Finding(
+                kind="series_change", subject=subject, score=float(min(1.0, abs(z[i]) / (2 * det.settings.z_alarm))),
+                evidence=f"{label} {'rose' if x > m else 'fell'} to {x:.3g} {unit} from a median of {m:.3g} "
+                         f"(robust z {z[i]:+.1f})",
+                severity=Severity.INFO, tenant=subject.key if tenant else None, confirm=2,
+                confirm_s=self.s.change_confirm_s, series=name, detail=f"series={name}"))
+        return out
+
+    def _queue(self, ctx: FrameContext) -> list[Finding]:
+        f = ctx.frame
+        jobs = f.jobs
+        t = f.tenants
+        names: list[str] = []
+        vals: list[float] = []
+        if len(t):
+            names += [f"tenant:{a}" for a in t.account]
+            vals += [float(v) for v in np.asarray(t.jobs_pending)]
+        if len(jobs):
+            pend = np.asarray(jobs.state) == int(JobState.PENDING)
+            counts = np.bincount(np.asarray(jobs.partition)[pend], minlength=len(jobs.partitions))
+            names += [f"partition:{p}" for p in jobs.partitions if p]
+            vals += [float(counts[i]) for i, p in enumerate(jobs.partitions) if p]
+        names.append("cluster:cluster")
+        vals.append(float(f.kpis.jobs_pending))
+        values = np.array(vals, np.float64)
+        bank = self._pending
+        score, z, med = bank.step(tuple(names), values)
+        det = bank.det
+        out = []
+        for i, name in enumerate(names):
+            x, m = values[i], med[i]
+            if not (np.isfinite(x) and np.isfinite(m)):
+                bank.open.pop(name, None)
+                continue
+            base = bank.open.get(name, float(m))
+            jump = x - base
+            if name in bank.open:
+                keep = jump >= max(self.s.surge_min_jobs / 2, 0.3 * bank.jump.get(name, 0.0))
+            else:
+                need = max(self.s.surge_min_jobs, self.s.surge_min_per_node * ctx.n_nodes)
+                keep = (score[i] >= 0.5 and jump >= need
+                        and x >= self.s.surge_min_factor * max(float(m), 1.0))
+            if not keep:
+                bank.open.pop(name, None)
+                bank.jump.pop(name, None)
+                continue
+            if name not in bank.open:
+                bank.open[name] = float(m)
+                bank.jump[name] = float(jump)
+            level, key = name.split(":", 1)
+            out.append(Finding(
+                kind="queue_surge", subject=Subject(level, key), score=float(min(1.0, abs(z[i]) / 12.0)),
+                evidence=f"{int(x)} jobs pending for {level} {key}, up from a median of {int(base)} "
+                         f"(+{int(jump)})",
+                severity=Severity.WARNING, tenant=key if level == "tenant" else None, confirm=1,
+                detail=f"jump={int(jump)}"))
+        return out
+
