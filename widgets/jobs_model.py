@@ -41,7 +41,7 @@ COL_ID, COL_NAME, COL_USER, COL_TENANT, COL_PARTITION, COL_STATE, COL_GPUS, COL_
 HEADERS = ("Job", "Name", "User", "Tenant", "Partition", "State", "GPUs", "Nodes",
            "Wait / run", "Pending reason")
 #: Fixed widths in pixels at 14 px text (resizeColumnsToContents costs 173 ms at 50k rows).
-COLUMN_WIDTHS = (104, 170, 100, 220, 104, 100, 76, 170, 134, 300)
+COLUMN_WIDTHS = (96, 170, 100, 210, 104, 92, 64, 170, 110, 290)
 _NUMERIC = frozenset({COL_ID, COL_GPUS, COL_TIME})
 
 STATE_FILTERS = ("all", "running", "pending")
@@ -56,6 +56,12 @@ _LEFT = int(Qt.AlignmentFlag.AlignLeft) | int(Qt.AlignmentFlag.AlignVCenter)
 _RIGHT = int(Qt.AlignmentFlag.AlignRight) | int(Qt.AlignmentFlag.AlignVCenter)
 _ROLES = frozenset({_DISPLAY, _ALIGN, _FOREGROUND, _TOOLTIP, JOB_ID_ROLE, ACCOUNT_ROLE})
 _RUNNING = int(JobState.RUNNING)
+_QUEUE_ORDER = (JobState.PENDING, JobState.CONFIGURING, JobState.RUNNING, JobState.COMPLETING,
+                JobState.SUSPENDED, JobState.REQUEUED, JobState.FAILED, JobState.NODE_FAIL,
+                JobState.BOOT_FAIL, JobState.OUT_OF_MEMORY, JobState.TIMEOUT, JobState.DEADLINE,
+                JobState.PREEMPTED, JobState.CANCELLED, JobState.COMPLETED, JobState.OTHER)
+_STATE_RANK = np.zeros(int(max(JobState)) + 1, np.int64)
+_STATE_RANK[[int(s) for s in _QUEUE_ORDER]] = np.arange(len(_QUEUE_ORDER))
 _PENDING = int(JobState.PENDING)
 _ACTIVE_CODES = np.array(sorted(int(s) for s in ACTIVE_JOB_STATES), np.int8)
 
@@ -347,8 +353,8 @@ class JobsTableModel(ReadOnlyTableModel):
         if col == COL_PARTITION:
             return _rank(list(j.partitions))[j.partition]
         if col == COL_STATE:
-            words = [state_word(c) for c in range(int(max(JobState)) + 1)]
-            return _rank(words)[np.clip(j.state.astype(np.int64), 0, len(words) - 1)]
+            # queue order, not alphabetical: waiting, then holding GPUs, then finished
+            return _STATE_RANK[np.clip(j.state.astype(np.int64), 0, len(_STATE_RANK) - 1)]
         if col == COL_GPUS:
             return j.gpus
         if col == COL_NODES:

@@ -16,12 +16,19 @@ from PySide6.QtWidgets import (
 
 from console.model import Frame
 from widgets.formatting import fmt_int
-from widgets.jobs_model import COL_TENANT, COL_TIME, COLUMN_WIDTHS, JobsTableModel
+from widgets.jobs_model import (COL_GPUS, COL_ID, COL_NAME, COL_NODES, COL_PARTITION, COL_REASON,
+                                COL_STATE, COL_TENANT, COL_TIME, COL_USER, COLUMN_WIDTHS,
+                                JobsTableModel)
+from widgets.tables import setup_row_table
 from widgets.panel import Panel, PanelContext
 from widgets.theme import PanelHeader
 
 STATE_CHOICES = (("All jobs", "all"), ("Running", "running"), ("Pending", "pending"))
 ROW_HEIGHT = 26
+
+
+VISUAL_ORDER = (COL_ID, COL_TENANT, COL_STATE, COL_GPUS, COL_TIME, COL_REASON, COL_PARTITION,
+                COL_NODES, COL_NAME, COL_USER)
 
 
 class JobsTableView(QTableView):
@@ -30,25 +37,20 @@ class JobsTableView(QTableView):
     def __init__(self, model: JobsTableModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setModel(model)
-        self.setObjectName("JobsTable")
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setAlternatingRowColors(True)
-        self.setWordWrap(False)
-        self.setShowGrid(False)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        setup_row_table(self, "JobsTable")
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        vh = self.verticalHeader()
-        vh.setVisible(False)
-        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vh.setDefaultSectionSize(ROW_HEIGHT)
+        self.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
         hh = self.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        hh.setHighlightSections(False)
         hh.setStretchLastSection(True)
         for col, width in enumerate(COLUMN_WIDTHS):
             self.setColumnWidth(col, width)
-        hh.setSortIndicator(COL_TIME, Qt.SortOrder.DescendingOrder)
+        # What a queue reader needs first stays on screen in a half-width dock: who, what state,
+        # how many GPUs, how long, and why it waits. Visual order only; the model is unchanged.
+        for visual, col in enumerate(VISUAL_ORDER):
+            hh.moveSection(hh.visualIndex(col), visual)
+        # Pending first (the queue is what operators come to this table for), oldest job first.
+        hh.setSortIndicator(COL_STATE, Qt.SortOrder.AscendingOrder)
         self.setSortingEnabled(True)
 
 

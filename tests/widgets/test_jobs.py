@@ -270,3 +270,20 @@ def test_panel_select_job_and_node_for_the_navigator(qtbot) -> None:
     assert panel.count_label.text() == "2 of 10 jobs"
     panel.node_chip.click()
     assert panel.model.rowCount() == 10 and not panel.node_chip.isVisibleTo(panel)
+
+
+def test_state_sorts_in_queue_order_not_alphabetically() -> None:
+    from console.model import JobTable
+
+    states = [JobState.COMPLETED, JobState.RUNNING, JobState.CANCELLED, JobState.PENDING,
+              JobState.FAILED, JobState.PENDING]
+    jobs = JobTable.build([dict(job_id=200 + i, account="hku", partition="gpu", state=s, gpus=1)
+                           for i, s in enumerate(states)], alloc=[])
+    m = model_with(jobs)
+    m.sort(COL_STATE, ASC)
+    assert list(m.visible_job_ids()) == [203, 205, 201, 204, 202, 200]
+
+
+def test_the_panel_opens_with_the_queue_first() -> None:
+    panel = JobsPanel(PanelContext())
+    assert panel.model.sort_column == COL_STATE and not panel.model.sort_descending
