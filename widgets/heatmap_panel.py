@@ -254,6 +254,7 @@ class HeatmapPanel(Panel):
         self._layout_cluster = ""  # versions count per cluster: a switch of cluster relayouts
         self._rack_items: list[pg.TextItem] = []
         self._hover_g = -1
+        self._highlight: tuple[str, int | None] | None = None
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 2, 4, 4)
@@ -278,6 +279,15 @@ class HeatmapPanel(Panel):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setAutoDownsample(False)
         self.viewbox.addItem(self.image_item)
+        # The subject of the active drill-down window: one outline item over the image, moved
+        # rather than re-rendering the map.
+        self.highlight_item = pg.QtWidgets.QGraphicsRectItem()
+        pen = pg.mkPen(_theme.current().text, width=2)
+        pen.setCosmetic(True)
+        self.highlight_item.setPen(pen)
+        self.highlight_item.setZValue(10)
+        self.highlight_item.hide()
+        self.viewbox.addItem(self.highlight_item, ignoreBounds=True)
         lay.addWidget(self.view, 1)
 
         self.legend = QLabel(self)
@@ -367,6 +377,41 @@ class HeatmapPanel(Panel):
         lines.append(f"Delivering {fmt_metric('delivered_tflops', gf.delivered_tflops[g])}")
         return "\n".join(lines)
 
+    def set_highlight(self, node: str | None, gpu: int | None = None) -> None:
+        """Outline ``node`` (or its GPU ``gpu``) on the map; None clears the outline."""
+        self._highlight = None if node is None else (node, gpu)
+        self._place_highlight()
+
+    def highlight_rect(self) -> tuple[float, float, float, float] | None:
+        """(x, y, width, height) of the outline in image coordinates, None when hidden."""
+        if not self.highlight_item.isVisible():
+            return None
+        r = self.highlight_item.rect()
+        return r.x(), r.y(), r.width(), r.height()
+
+    def _place_highlight(self) -> None:
+        L, frame, hl = self.layout_info, self.frame, self._highlight
+        node_i = -1
+        if hl is not None and frame is not None and L is not None:
+            node_i = frame.topology.node_index().get(hl[0], -1)
+        if node_i < 0 or L is None or frame is None or hl is None:
+            self.highlight_item.hide()
+            return
+        gpn = frame.topology.gpus_per_node
+        first = node_i * gpn
+        if hl[1] is not None and 0 <= hl[1] < gpn:
+            first, last = first + hl[1], first + hl[1]
+        else:
+            last = first + max(1, int(frame.topology.node_gpu_count[node_i])) - 1
+        if first >= L.n_gpus or L.gpu_x[first] < 0:
+            self.highlight_item.hide()
+            return
+        x0, y0 = float(L.gpu_x[first]), float(L.gpu_y[first])
+        x1 = float(L.gpu_x[last]) + PATCH
+        pad = 0.5
+        self.highlight_item.setRect(x0 - pad, y0 - pad, x1 - x0 + 2 * pad, PATCH + 2 * pad)
+        self.highlight_item.show()
+
     # -- rendering ----------------------------------------------------------------------------
 
     def render(self, frame: Frame) -> None:
@@ -384,6 +429,7 @@ class HeatmapPanel(Panel):
         stale = self.header.set_age(frame, "telemetry")
         self.image_item.setOpacity(0.35 if stale else 1.0)
         self._update_legend_counts(frame, codes)
+        self._place_highlight()
         if self._hover_g >= 0:
             self._hover_g = -1  # values changed: the next mouse move rebuilds the tooltip
 

@@ -164,6 +164,8 @@ class MainWindow(QMainWindow):
         self.context.navigator.gpu_requested.connect(self._on_gpu_requested)
         self.context.navigator.node_requested.connect(self._on_node_requested)
         self.context.navigator.job_requested.connect(self._on_job_requested)
+        self.context.navigator.rack_requested.connect(self._on_rack_requested)
+        self._highlight_owner: QWidget | None = None
         self._age_timer = QTimer(self)
         self._age_timer.setInterval(1000)
         self._age_timer.timeout.connect(self._update_status_age)
@@ -372,7 +374,8 @@ class MainWindow(QMainWindow):
 
     @property
     def _drilldowns(self) -> dict[str, QWidget]:
-        """The drill-down windows of the cluster on screen, by account."""
+        """The drill-down windows of the cluster on screen: tenants by account, nodes as
+        ``node:<name>``, jobs as ``job:<id>``."""
         return self._drilldowns_by_cluster.setdefault(self._current, {})
 
     @property
@@ -587,17 +590,83 @@ class MainWindow(QMainWindow):
     def _on_gpu_requested(self, node: str, gpu: int) -> None:
         self.statusBar().showMessage(f"Selected GPU {node}/{gpu}", 10_000)
         self._ask_panel("jobs", "select_node", node)
+        self._open_node(node, int(gpu))
 
     @Slot(str)
     def _on_node_requested(self, node: str) -> None:
         self.statusBar().showMessage(f"Selected node {node}", 10_000)
         self._ask_panel("jobs", "select_node", node)
+        self._open_node(node, None)
 
     @Slot(int)
     def _on_job_requested(self, job_id: int) -> None:
         self.statusBar().showMessage(f"Selected job {job_id}", 10_000)
         if self._ask_panel("jobs", "select_job", job_id):
             self.focus_panel("jobs")
+        self._open_drilldown(f"job:{int(job_id)}", "widgets.job_drilldown", "JobDrilldownWindow",
+                             int(job_id))
+
+    @Slot(str)
+    def _on_rack_requested(self, rack: str) -> None:
+        self.statusBar().showMessage(f"Rack {rack}: see its block on the GPU health map", 10_000)
+        self.focus_panel("heatmap")
+
+    def _open_node(self, node: str, gpu: int | None) -> None:
+        win = self._open_drilldown(f"node:{node}", "widgets.node_drilldown", "NodeDrilldownWindow",
+                                   node, gpu=gpu)
+        if win is None:
+            return
+        if gpu is not None and getattr(win, "selected_gpu", gpu) != gpu:
+            win.select_gpu(gpu)
+        self._highlight_from(win)
+
+    def _open_drilldown(self, key: str, module: str, cls: str, subject: object,
+                        **kw: object) -> QWidget | None:
+        """Open or raise the drill-down window ``key`` of the cluster on screen (one each).
+
+        Presentation mode opens none: these windows name users, tenants and jobs.
+        """
+        if self.presentation:
+            return None
+        win = self._drilldowns.get(key)
+        if win is None:
+            try:
+                win = getattr(importlib.import_module(module), cls)(subject, self.context, self, **kw)
+            except Exception as exc:
+                log.exception("drill-down %s failed", key)
+                self.statusBar().showMessage(f"Cannot open {key.replace(':', ' ')}: {exc}", 10_000)
+                return None
+            windows = self._drilldowns
+            windows[key] = win
+            win.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+            win.destroyed.connect(lambda _=None, k=key, w=windows: w.pop(k, None))
+            if hasattr(win, "closed"):
+                win.closed.connect(lambda w=win: self._clear_highlight(w))
+            if hasattr(win, "activated"):
+                win.activated.connect(lambda w=win: self._highlight_from(w))
+            if hasattr(win, "gpu_selected"):
+                win.gpu_selected.connect(lambda _g, w=win: self._highlight_from(w))
+            if len(self._cluster_names) > 1 and self._current is not None:
+                _name_cluster_in_title(win, self._current)
+            if self._frame is not None:
+                win.show_frame(self._frame)
+        win.show()
+        win.raise_()
+        win.activateWindow()
+        return win
+
+    def _highlight_from(self, win: QWidget) -> None:
+        """Outline a node window's node (and selected GPU) on the health map."""
+        node = getattr(win, "node", None)
+        if node is None:
+            return
+        self._highlight_owner = win
+        self._ask_panel("heatmap", "set_highlight", node, getattr(win, "selected_gpu", None))
+
+    def _clear_highlight(self, win: QWidget) -> None:
+        if getattr(self, "_highlight_owner", None) is win:
+            self._highlight_owner = None
+            self._ask_panel("heatmap", "set_highlight", None, None)
 
     def _ask_panel(self, key: str, method: str, *args) -> bool:
         """Call an optional method of a panel if that panel offers it."""
