@@ -180,6 +180,7 @@ TELEMETRY_METRICS: Mapping[str, str] = {
     "ecc_dbe": "count",  # DCGM_FI_DEV_ECC_DBE_VOL_TOTAL
     "nvlink_crc": "errors/s",  # rate of DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL
     "throttle": "bitmask",  # DCGM_FI_DEV_CLOCKS_EVENT_REASONS
+    "power_limit": "W",  # DCGM_FI_DEV_ENFORCED_POWER_LIMIT (below the board default = capped)
 }
 
 
@@ -504,6 +505,8 @@ class GpuFrame:
     job_row: np.ndarray  # int32 row in Frame.jobs, -1 none
     job_id: np.ndarray  # int64, 0 none
     tenant: np.ndarray  # int16 row in Frame.tenants, -1 none
+    #: float32 enforced power limit (W); None when the source does not report it at all.
+    power_limit: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

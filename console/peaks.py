@@ -35,6 +35,21 @@ _TABLE: tuple[tuple[str, tuple[float, float, float, float, float]], ...] = (
 
 DEFAULT_MODEL = "NVIDIA H800 80GB HBM3"
 
+#: model substring -> board power (default power limit, W), FACTS.md section 2's Power column.
+#: An enforced limit well below it means someone capped the GPU, whatever the GPU draws now.
+_BOARD_POWER_W: tuple[tuple[str, float], ...] = (
+    ("GB200", 1200.0),
+    ("B200", 1000.0),
+    ("H800", 700.0),
+    ("H200", 700.0),
+    ("H100 PCIe", 350.0),
+    ("H100", 700.0),
+    ("H20", 400.0),
+    ("A100", 400.0),
+    ("L40S", 350.0),
+    ("MI300X", 750.0),
+)
+
 
 def _row(model: str) -> tuple[float, float, float, float, float] | None:
     for key, row in _TABLE:
@@ -65,6 +80,15 @@ def peak_tflops(model: str, precision: str = "bf16_dense",
 def boost_clock_mhz(model: str) -> float:
     row = _row(model)
     return row[4] if row else 0.0
+
+
+def board_power_w(model: str) -> float:
+    """The model's board power (its default power limit) in watts; NaN for an unknown model,
+    so that an unknown GPU is never judged capped against a guessed figure."""
+    for key, watts in _BOARD_POWER_W:
+        if key.lower() in model.lower():
+            return watts
+    return float("nan")
 
 
 def precision_words(precision: str) -> str:

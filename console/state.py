@@ -338,7 +338,8 @@ class ClusterState:
             util=tel["util"], temp=tel["temp"], power=tel["power"], xid=tel["xid"],
             ecc_dbe=tel["ecc_dbe"], nvlink_crc=tel["nvlink_crc"], throttle=tel["throttle"],
             node_state=nodes.state, node_responding=nodes.responding, node_known=node_known,
-            telemetry_fresh=tel_fresh, exists=exists, gpus_per_node=gpn)
+            telemetry_fresh=tel_fresh, exists=exists, gpus_per_node=gpn,
+            power_limit=tel["power_limit"], board_power=health_mod.gpu_board_power_w(topo))
 
         node_avail = np.isin(nodes.state, _AVAILABLE) & nodes.responding & node_known
         gpu_avail = np.repeat(node_avail, gpn) & exists & (health != Health.FAILED)
@@ -389,7 +390,8 @@ class ClusterState:
             util=tel["util"], tensor=tel["tensor"], sm_clock=tel["sm_clock"], temp=tel["temp"],
             power=tel["power"], fb_used=tel["fb_used"], xid=tel["xid"], ecc_dbe=tel["ecc_dbe"],
             nvlink_crc=tel["nvlink_crc"], throttle=tel["throttle"], delivered_tflops=delivered,
-            health=health, job_row=job_row, job_id=job_id, tenant=tenant)
+            health=health, job_row=job_row, job_id=job_id, tenant=tenant,
+            power_limit=tel["power_limit"])
         frame = Frame(
             seq=self._seq, time=now, cluster=self.cluster.name, topology=topo, gpu=gpu,
             nodes=nodes, node_health=health_mod.worst_per_node(health, gpn, exists), jobs=jobs,

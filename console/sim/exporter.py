@@ -37,6 +37,7 @@ METRICS: tuple[tuple[str, str, str, str], ...] = (
      "Total number of NVLink flow-control CRC errors.", "nvlink_total"),
     ("DCGM_FI_DEV_CLOCKS_EVENT_REASONS", "gauge", "Current clock event reasons (bitmask).", "throttle"),
     ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "gauge", "Ratio of cycles the tensor (HMMA) pipe is active.", "tensor"),
+    ("DCGM_FI_DEV_ENFORCED_POWER_LIMIT", "gauge", "Current enforced power limit (in W).", "power_limit"),
 )
 _PCI_BUS = ("18", "2A", "3A", "5D", "9A", "AB", "BA", "DB", "1B", "2B", "3B", "5E", "9B", "AC", "BB", "DC")
 DRIVER_VERSION = "550.127.08"

@@ -19,7 +19,7 @@ from console.sim.jobs import JobStore
 BIT_IDLE, BIT_POWER, BIT_HW_SLOW, BIT_SW_THERMAL, BIT_HW_THERMAL = 0x1, 0x4, 0x8, 0x20, 0x40
 IDLE_CLOCK_MHZ = 345.0
 METRIC_KEYS = ("util", "tensor", "sm_clock", "temp", "power", "fb_used", "xid", "ecc_dbe",
-               "nvlink_crc", "throttle")
+               "nvlink_crc", "throttle", "power_limit")
 
 
 @dataclass
@@ -145,6 +145,9 @@ class GpuPhysics:
             "temp": np.round(self.temp), "power": self.power, "fb_used": np.round(self.fb),
             "xid": self.xid, "ecc_dbe": self.ecc_dbe, "nvlink_crc": self.nvlink,
             "throttle": self.throttle.astype(np.float32),
+            # The enforced limit is what DCGM reports whatever the GPU draws: the board default,
+            # or the cap a power_cap fault set on the node.
+            "power_limit": np.broadcast_to(fx.power_cap[:, None], self.shape),
         }
         gone = fx.dead | fx.noexport[:, None]
         res = {}

@@ -210,6 +210,9 @@ class MetricMap:
     ecc_dbe: str = "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
     nvlink_crc: str = "rate(DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL[2m])"
     throttle: str = "DCGM_FI_DEV_CLOCKS_EVENT_REASONS"
+    #: Optional: a site's dcgm-exporter counters file may leave it out (FACTS 4.4). It shows a
+    #: cap on GPUs that draw less than the cap. Empty string = do not ask.
+    power_limit: str = "DCGM_FI_DEV_ENFORCED_POWER_LIMIT"
     up: str = 'up{job=~".*dcgm.*"}'
     host_labels: tuple[str, ...] = ("Hostname", "hostname")
     gpu_label: str = "gpu"
@@ -251,7 +254,7 @@ class MetricMap:
 
 
 #: Keys whose absence is worth no warning (dcgm-exporter's default counters omit them: FACTS 1.1).
-OPTIONAL_KEYS = frozenset({"ecc_dbe", "nvlink_crc", "throttle", "xid", "tensor"})
+OPTIONAL_KEYS = frozenset({"ecc_dbe", "nvlink_crc", "throttle", "xid", "tensor", "power_limit"})
 
 
 def _node_sort_key(name: str) -> tuple:

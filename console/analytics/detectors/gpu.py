@@ -1,8 +1,11 @@
 """GPU-level detectors, vectorised over the flat GPU index (no Python loop over GPUs).
 
 - XID, ECC DBE, NVLink CRC: hard facts from DCGM fields; they open at the first sighting.
-- power capping: a power-cap throttle bit (0x4 SW power cap, 0x80 HW power brake) *and* the SM
-  clock well below the boost clock; the bit alone is normal under heavy load (FACTS 4.4).
+- power capping: an enforced power limit (DCGM field 164) more than 5 % below the model's board
+  power is a hard fact, whatever the GPU draws (a job at 220 W under a 400 W cap shows nothing
+  else). Where the limit is not reported the cap is inferred: a power-cap throttle bit (0x4 SW
+  power cap, 0x80 HW power brake) *and* the SM clock well below the boost clock; the bit alone
+  is normal under heavy load (FACTS 4.4).
 - straggler: a GPU far below its job's peers (tensor activity, or utilisation with a lower
   clock); the peers of a data-parallel job run in lock-step, so the job median is the norm.
 - job stall: every reporting GPU of a running job idle, long after its start.
@@ -23,6 +26,7 @@ import numpy as np
 from console.analytics import xid as xid_catalogue
 from console.analytics.detectors.base import Finding
 from console.analytics.detectors.context import FrameContext, group_mean, group_median
+from console.health import gpu_board_power_w, power_capped, power_limit_known
 from console.model import JobState, Severity, Subject
 
 BIT_SW_POWER_CAP = 0x4
@@ -165,13 +169,23 @@ class GpuDetectors:
 
     def _power_cap(self, ctx: FrameContext) -> list[Finding]:
         g = ctx.frame.gpu
+        power = np.asarray(g.power, np.float64)
+        board = np.asarray(gpu_board_power_w(ctx.topo), np.float64)
+        limit = None if g.power_limit is None else np.asarray(g.power_limit, np.float64)
+        known = power_limit_known(limit, board)
+        hard = np.zeros(ctx.n_gpus, bool) if limit is None else power_capped(limit, board) & ctx.exists
         thr = np.nan_to_num(np.asarray(g.throttle, np.float64), nan=0.0).astype(np.int64)
         cap_bit = (thr & (BIT_SW_POWER_CAP | BIT_HW_POWER_BRAKE)) != 0
+        # Without a reported limit the cap has to be inferred. A known limit at the board default
+        # rules a cap out, except for an external power brake, which never shows in the limit.
+        infer = cap_bit & (~known | ((thr & BIT_HW_POWER_BRAKE) != 0)) & ~hard
+        out = self._power_cap_hard(ctx, hard, limit, board, power) if hard.any() else []
+        if not infer.any():
+            return out
         maxc = np.asarray(ctx.topo.gpu_max_clock_mhz, np.float64)
         clock = np.asarray(g.sm_clock, np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             slow = np.nan_to_num(clock / np.where(maxc > 0, maxc, np.nan), nan=1.0) < self.s.power_cap_clock_frac
-        power = np.asarray(g.power, np.float64)
         # A GPU that hits its normal board limit also sets 0x4 and slows a little; a capped one
         # is held well below what the fleet's busiest GPUs draw (the board limit in practice).
         fin = power[np.isfinite(power)]
@@ -179,10 +193,11 @@ class GpuDetectors:
         held = np.nan_to_num(power, nan=np.inf) < self.s.power_cap_power_frac * top
         # A hot GPU slows down for heat and draws less: that is the cooling's story, not a cap.
         thermal = (thr & BITS_THERMAL) != 0
-        capped = cap_bit & slow & held & ~thermal & (ctx.job_row >= 0)
+        capped = infer & slow & held & ~thermal & (ctx.job_row >= 0)
+        if hard.any():  # one finding per node: a node with a reported cap already has its own
+            capped &= ~np.repeat(hard.reshape(-1, ctx.gpn).any(axis=1), ctx.gpn)
         if not capped.any():
-            return []
-        out = []
+            return out
         for n in np.unique(ctx.gpu_node[capped]):
             sl = slice(int(n) * ctx.gpn, (int(n) + 1) * ctx.gpn)
             k = int(capped[sl].sum())
@@ -192,6 +207,27 @@ class GpuDetectors:
                 "power_cap", int(n), min(1.0, k / max(ctx.gpn, 1) + 0.3),
                 f"{k} busy GPU(s) of {ctx.topo.node_names[n]} power-capped: clocks {ck:.0f} MHz, "
                 f"power held at {pw:.0f} W", confirm=2, confirm_s=30.0, detail=f"gpus={k}"))
+        return out
+
+    def _power_cap_hard(self, ctx: FrameContext, hard: np.ndarray, limit: np.ndarray | None,
+                        board: np.ndarray, power: np.ndarray) -> list[Finding]:
+        """One finding per node with GPUs capped below their board power: a fact the GPU reports,
+        so it opens at once and holds for idle and lightly loaded GPUs alike."""
+        assert limit is not None
+        out = []
+        for n in np.unique(ctx.gpu_node[hard]):
+            sl = slice(int(n) * ctx.gpn, (int(n) + 1) * ctx.gpn)
+            m = hard[sl]
+            k = int(m.sum())
+            lim = float(np.min(limit[sl][m]))
+            bp = float(np.max(board[sl][m]))
+            drawn = power[sl][m]
+            drawn = drawn[np.isfinite(drawn)]
+            draw = f", drawing up to {float(drawn.max()):.0f} W" if drawn.size else ""
+            out.append(ctx.node_finding(
+                "power_cap", int(n), min(1.0, k / max(ctx.gpn, 1) + 0.3),
+                f"{k} GPU(s) of {ctx.topo.node_names[n]} power-capped: power limit {lim:.0f} W "
+                f"of {bp:.0f} W{draw}", confirm=1, detail=f"gpus={k};limit={lim:.0f}"))
         return out
 
     # -- job peers ------------------------------------------------------------------------------
