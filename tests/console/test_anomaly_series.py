@@ -100,3 +100,65 @@ def test_no_score_before_min_history() -> None:
     det = SeriesDetector(1, SeriesSettings(min_history=30))
     for i in range(29):
         assert det.step(np.array([1000.0 * (i % 2)]))[0] == 0.0
+
+
+def test_fast_median_matches_nanmedian_with_gaps_and_empty_columns() -> None:
+    # The detector's median skips numpy's slow NaN path for complete columns; it must give
+    # exactly what nanmedian gives, for complete, gappy and all-NaN columns alike.
+    import warnings
+
+    from console.analytics.detectors.series import _median0
+
+    rng = np.random.default_rng(18)
+    for rows in (1, 2, 7, 600):
+        a = rng.normal(0.0, 1.0, (rows, 5))
+        a[rng.random((rows, 5)) < 0.3] = np.nan
+        a[:, 0] = rng.normal(0.0, 1.0, rows)  # complete column
+        a[:, 4] = np.nan  # no data at all
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            want = np.nanmedian(a, axis=0)
+        got = _median0(a)
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        assert np.array_equal(got[~np.isnan(want)], want[~np.isnan(want)])
+    full = rng.normal(0.0, 1.0, (600, 3))
+    assert np.array_equal(_median0(full), np.median(full, axis=0))
+
+
+def _nab_file(rel: str) -> np.ndarray:
+    import os
+    from pathlib import Path
+
+    import pytest
+
+    shared = Path(os.environ.get("AISC_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
+    path = shared / "data" / "nab" / "data" / rel
+    if not path.is_file():
+        pytest.skip(f"NAB corpus not found under {shared}")
+    return np.genfromtxt(path, delimiter=",", skip_header=1, usecols=1)
+
+
+def test_a_day_whose_peak_is_lower_is_found_by_the_coarse_shape_test() -> None:
+    # NAB's art_daily_jumpsdown: on day 10 the daily jump reaches half its usual height. Six
+    # samples of it look like the noisy top of an ordinary jump; block means do not.
+    x = _nab_file("artificialWithAnomaly/art_daily_jumpsdown.csv")
+    window = range(2787, 3190)  # the labelled window, in rows
+    with_blocks = alarms(x)
+    assert [i for i in with_blocks if i in window][:1] and \
+        all(i in window for i in with_blocks if i >= 604)  # after NAB's probationary rows
+    fine_only = alarms(x, SeriesSettings(coarse=0))
+    assert not [i for i in fine_only if i in window]
+
+
+def test_coarse_blocks_skip_gaps_and_start_after_enough_blocks() -> None:
+    det = SeriesDetector(2)
+    rng = np.random.default_rng(19)
+    for i in range(8 * 30):
+        v = rng.normal(10.0, 1.0, 2)
+        v[1] = np.nan  # a series with no data never gets a block mean
+        det.step(v)
+        if det.settings.min_history <= i < 8 * (3 * det.settings.embed + 1):
+            assert det.last_parts[3][0] == 0.0  # too few blocks to judge a shape of blocks
+    assert det._cfilled == 30
+    assert np.isfinite(det._cbuf[-30:, 0]).all() and np.isnan(det._cbuf[:, 1]).all()
+    assert abs(float(np.mean(det._cbuf[-30:, 0])) - 10.0) < 0.5
