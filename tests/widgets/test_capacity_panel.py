@@ -82,3 +82,12 @@ def test_short_history_axis_shows_clock_times_not_fractions(qtbot) -> None:
     t = 1_700_000_049.0
     (label,) = axis.tickStrings([t], 1.0, 5.0)
     assert label == _time.strftime("%H:%M:%S", _time.localtime(t))
+
+
+def test_reference_lines_at_round_values() -> None:
+    from widgets.capacity_panel import gridline_data, nice_step
+
+    assert nice_step(3283.0) == 1000.0 and nice_step(1100.0) == 200.0 and nice_step(0.0) == 1.0
+    x, y = gridline_data(10.0, 20.0, 3283.0)
+    assert list(y[0::3]) == [1000.0, 2000.0, 3000.0]
+    assert list(x[:2]) == [10.0, 20.0] and np.isnan(x[2]) and np.isnan(y[2])
