@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 from console.model import Frame
 from widgets import theme as _theme
 from widgets.formatting import fmt_duration
-from widgets.panel import Panel, PanelContext
+from widgets.panel import LayoutFirewall, Panel, PanelContext
 from widgets.sources_panel import failing_banner
 from widgets.theme import set_state_property
 
@@ -146,7 +146,7 @@ class MainWindow(QMainWindow):
                 panel.public_safe = True
             dock = QDockWidget(spec.title, self)
             dock.setObjectName(f"dock_{spec.key}")
-            dock.setWidget(panel)
+            dock.setWidget(LayoutFirewall(panel))
             self.panels[spec.key] = panel
             self.docks[spec.key] = dock
         self._arrange_default()
@@ -224,7 +224,7 @@ class MainWindow(QMainWindow):
         if dock is None or dock.isHidden():
             return
         th = _theme.current()
-        height = dock.widget().sizeHint().height() if dock.widget() is not None else th.px(120)
+        height = self.panels["fleet"].sizeHint().height() if "fleet" in self.panels else th.px(120)
         self.resizeDocks([dock], [height], Qt.Orientation.Vertical)
 
     def set_layout_locked(self, locked: bool) -> None:
@@ -308,6 +308,15 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.cluster_caption)
         bar.addPermanentWidget(self.cluster_combo)
         bar.addPermanentWidget(self.age_label)
+        self._size_age_label()
+
+    def _size_age_label(self) -> None:
+        """A fixed size for the per-frame label: a label whose text changes width makes the
+        status bar, and with it the whole main window, relayout and repaint on every frame."""
+        fm = self.age_label.fontMetrics()
+        self.age_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.age_label.setFixedSize(fm.horizontalAdvance("frame 9,999,999 at 00:00:00 (59 min 59 s ago)") + 12,
+                                    fm.height() + 4)
 
     def _build_actions(self) -> None:
         def action(text: str, shortcut: QKeySequence | str | None, slot, checkable: bool = False) -> QAction:
@@ -367,6 +376,11 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if app is not None:
             _theme.apply(app, th.scaled(scale))
+        # Panels sit behind layout firewalls: tell the docks their size hints changed.
+        for dock in self.docks.values():
+            if dock.widget() is not None:
+                dock.widget().updateGeometry()
+        self._size_age_label()
         if self._settings is not None:
             self._settings.setValue("display/font_scale", scale)
 

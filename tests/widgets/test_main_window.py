@@ -30,7 +30,7 @@ def test_every_panel_is_a_named_dock(qtbot):
     for key, dock in win.docks.items():
         assert isinstance(dock, QDockWidget)
         assert dock.objectName() == f"dock_{key}"
-        assert dock.widget() is win.panels[key]
+        assert dock.widget().inner is win.panels[key]
     assert isinstance(win.panels["kpi"], KpiPanel)
     assert isinstance(win.panels["heatmap"], HeatmapPanel)
     assert isinstance(win.panels["capacity"], CapacityPanel)
