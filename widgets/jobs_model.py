@@ -95,6 +95,7 @@ class JobsTableModel(ReadOnlyTableModel):
         self._now = 0.0
         self._display: dict[str, str] = {}  # account -> tenant display name
         self._view = np.zeros(0, np.int64)
+        self._shown_key: np.ndarray | None = None  # what each visible row shows, for change checks
         self._sort_col = COL_TIME
         self._sort_desc = True
         self._text = ""
@@ -113,19 +114,45 @@ class JobsTableModel(ReadOnlyTableModel):
         """Take a new job table (a new frame); emits dataChanged or a reset, never both."""
         display = dict(zip(tenants.account, tenants.display)) if tenants is not None else {}
         old_ids = self._jobs.job_id[self._view] if len(self._view) else np.zeros(0, np.int64)
+        old_jobs, old_display, old_key = self._jobs, self._display, self._shown_key
         self._jobs, self._now, self._cache = jobs, float(now), {}
         self._display = display
         view = self._compute_view(keep_order_of=old_ids if self._frozen else None)
         new_ids = jobs.job_id[view]
         if len(new_ids) == len(old_ids) and np.array_equal(new_ids, old_ids):
             self._view = view
-            if len(view):
-                self.dataChanged.emit(self.index(0, 0),
-                                      self.index(len(view) - 1, len(HEADERS) - 1))
+            self._shown_key = key = self._display_key(jobs, view)
+            if not len(view):
+                return
+            same_tables = (display == old_display and jobs.accounts == old_jobs.accounts
+                           and jobs.partitions == old_jobs.partitions
+                           and jobs.reasons == old_jobs.reasons)
+            if same_tables and old_key is not None and old_key.shape == key.shape:
+                # Repaint only the rows whose shown text can have changed: a table whose cells
+                # all say the same as before costs no paint at all.
+                changed = np.flatnonzero((old_key != key).any(axis=0) & ~(
+                    np.isnan(old_key) & np.isnan(key)).all(axis=0))
+                if not len(changed):
+                    return
+                first, last = int(changed[0]), int(changed[-1])
+            else:
+                first, last = 0, len(view) - 1
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(HEADERS) - 1))
             return
+        self._shown_key = self._display_key(jobs, view)
         self.beginResetModel()
         self._view = view
         self.endResetModel()
+
+    def _display_key(self, jobs: JobTable, view: np.ndarray) -> np.ndarray:
+        """float64[7, rows]: everything a row's cells are made of that can change between frames
+        (times only at the resolution they are shown: seconds under a minute, then minutes)."""
+        since = np.where(jobs.state[view] == _PENDING, jobs.submit_time[view], jobs.start_time[view])
+        elapsed = self._now - since
+        with np.errstate(invalid="ignore"):
+            shown = np.where(elapsed < 60, np.floor(elapsed), 60 + np.floor(elapsed / 60))
+        return np.stack([jobs.state[view], jobs.reason[view], jobs.gpus[view], jobs.nodes[view],
+                         jobs.account[view], jobs.partition[view], shown]).astype(np.float64)
 
     def set_filter_text(self, text: str) -> None:
         text = text.strip().lower()
@@ -248,6 +275,7 @@ class JobsTableModel(ReadOnlyTableModel):
         new_view = self._sorted(self._view)
         pos = {int(t): i for i, t in enumerate(new_view)} if persistent else {}
         self._view = new_view
+        self._shown_key = None  # rows moved: the next frame repaints them all
         if persistent:
             self.changePersistentIndexList(
                 persistent,
@@ -258,6 +286,7 @@ class JobsTableModel(ReadOnlyTableModel):
     def _refilter(self) -> None:
         self.beginResetModel()
         self._view = self._compute_view(None)
+        self._shown_key = None
         self.endResetModel()
 
     def _compute_view(self, keep_order_of: np.ndarray | None) -> np.ndarray:

@@ -120,11 +120,16 @@ def test_same_rows_emit_data_changed_not_reset(qtbot) -> None:
     m = model_with()
     resets: list[int] = []
     m.modelReset.connect(lambda: resets.append(1))
+    before = cells(m, COL_TIME)
     with qtbot.waitSignal(m.dataChanged) as blocker:
         m.set_jobs(make_test_frame().jobs, NOW + 30, make_test_frame().tenants)
     assert resets == []
+    after = cells(m, COL_TIME)
+    changed = [r for r in range(10) if before[r] != after[r]]
     top, bottom = blocker.args[0], blocker.args[1]
-    assert (top.row(), top.column(), bottom.row(), bottom.column()) == (0, 0, 9, len(HEADERS) - 1)
+    # exactly the span of rows whose shown text changed, every column
+    assert (top.row(), top.column(), bottom.row(), bottom.column()) == (
+        changed[0], 0, changed[-1], len(HEADERS) - 1)
     assert m.data(m.index(m.row_of_job(104), COL_TIME)) == "1 min"  # 60 s + 30 s
 
 
@@ -287,3 +292,30 @@ def test_state_sorts_in_queue_order_not_alphabetically() -> None:
 def test_the_panel_opens_with_the_queue_first() -> None:
     panel = JobsPanel(PanelContext())
     assert panel.model.sort_column == COL_STATE and not panel.model.sort_descending
+
+
+def test_an_unchanged_queue_costs_no_repaint_and_a_change_repaints_its_row(qtbot) -> None:
+    from console.model import JobTable
+
+    def table(state_of_201: JobState) -> JobTable:
+        rows = [dict(job_id=200, account="hku", partition="gpu", state=JobState.RUNNING, gpus=8,
+                     start_time=NOW - 7200, submit_time=NOW - 9000, reason="None"),
+                dict(job_id=201, account="hku", partition="gpu", state=state_of_201, gpus=8,
+                     start_time=NOW - 600 if state_of_201 == JobState.RUNNING else None,
+                     submit_time=NOW - 3600, reason="Resources"),
+                dict(job_id=202, account="hku", partition="gpu", state=JobState.PENDING, gpus=8,
+                     submit_time=NOW - 1800, reason="Priority")]
+        return JobTable.build(rows, alloc=[])
+
+    m = JobsTableModel()
+    m.sort(COL_ID, ASC)
+    m.set_jobs(table(JobState.PENDING), NOW, make_test_frame().tenants)
+    changes: list[tuple[int, int]] = []
+    m.dataChanged.connect(lambda a, b: changes.append((a.row(), b.row())))
+    m.set_jobs(table(JobState.PENDING), NOW + 5, make_test_frame().tenants)  # same minute shown
+    assert changes == []
+    m.set_jobs(table(JobState.RUNNING), NOW + 6, make_test_frame().tenants)
+    assert changes == [(1, 1)]
+    assert m.data(m.index(1, COL_STATE)) == "running"
+    m.set_jobs(table(JobState.RUNNING), NOW + 66, make_test_frame().tenants)  # minutes tick over
+    assert changes[-1] == (0, 2)
