@@ -21,7 +21,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QCursor
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QToolTip, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QComboBox, QGraphicsItem, QGraphicsSimpleTextItem, QHBoxLayout, QLabel,
+                               QToolTip, QVBoxLayout, QWidget)
 
 from console.model import Frame, Health, Topology
 from widgets import theme as _theme
@@ -252,7 +253,7 @@ class HeatmapPanel(Panel):
         self.lut = build_lut(self.metric_spec, _theme.current())
         self._layout_view_size = (0, 0)
         self._layout_cluster = ""  # versions count per cluster: a switch of cluster relayouts
-        self._rack_items: list[pg.TextItem] = []
+        self._rack_items: list[QGraphicsSimpleTextItem] = []
         self._hover_g = -1
         self._highlight: tuple[str, int | None] | None = None
 
@@ -463,7 +464,12 @@ class HeatmapPanel(Panel):
             # Label whole columns of the grid, so labels line up from row to row.
             if (r % L.columns) % L.rack_label_stride or r >= len(topology.rack_names):
                 continue
-            item = pg.TextItem(topology.rack_names[r], color=th.text_dim, anchor=(0, 0))
+            # A plain C++ text item that ignores the view's scaling: pyqtgraph's TextItem
+            # recomputes its transform in Python on every paint, which at 4,096 nodes (hundreds
+            # of rack labels) cost several milliseconds per frame.
+            item = QGraphicsSimpleTextItem(topology.rack_names[r])
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+            item.setBrush(pg.mkBrush(th.text_dim))
             item.setFont(font)
             item.setPos(x - 1, y)
             self.viewbox.addItem(item)
