@@ -33,7 +33,8 @@ def fmt(xs: list[float]) -> str:
     return f"median {statistics.median(xs) * 1000:7.1f} ms   max {max(xs) * 1000:7.1f} ms"
 
 
-def run(nodes: int, polls: int, size: tuple[int, int], warmup: int, paint: str) -> None:
+def run(nodes: int, polls: int, size: tuple[int, int], warmup: int, paint: str,
+        metric: str) -> None:
     from console.config import demo_settings
     from console.engine import Engine
     from console.polling import PollResult
@@ -46,6 +47,7 @@ def run(nodes: int, polls: int, size: tuple[int, int], warmup: int, paint: str) 
     src = engine.sources[0]
     window = MainWindow(PanelContext(), persist=False)
     window.setFixedSize(*size)
+    window.panels["heatmap"].set_metric(metric)
     window.show()
     # Wait until the window system has exposed the window: an unexposed window skips painting,
     # which would make the paint cost look free. (A benchmark may spin the event loop; the
@@ -81,7 +83,7 @@ def run(nodes: int, polls: int, size: tuple[int, int], warmup: int, paint: str) 
             pipeline.append(t2 - t0)
     gc.collect()
     print(f"\n{nodes} nodes x 8 GPUs = {nodes * 8:,} GPUs, {len(frame.jobs):,} jobs in the table, "
-          f"window {size[0]}x{size[1]}, {polls} polls, paint by {paint}")
+          f"window {size[0]}x{size[1]}, {polls} polls, paint by {paint}, map shows {metric}")
     print(f"  simulator tick            {fmt(tick)}")
     print(f"  state update + analytics  {fmt(update)}")
     print(f"  whole pipeline per poll   {fmt(pipeline)}")
@@ -101,13 +103,16 @@ def main() -> None:
     p.add_argument("--paint", choices=("events", "window", "grab"), default="events",
                    help="events: paint what changed, as the event loop does (default); window: "
                         "repaint the whole window; grab: render everything to an image")
+    p.add_argument("--metric", default="health",
+                   help="what the health map shows: health (redrawn when a GPU's health changes) "
+                        "or a continuous metric such as util (redrawn every frame)")
     a = p.parse_args()
     w, h = (int(x) for x in a.size.split("x"))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, Qt platform "
           f"{os.environ.get('QT_QPA_PLATFORM')}")
     for n in a.sizes:
         # Each size in its own process would isolate RSS; here sizes run in order, smallest first.
-        run(n, a.polls, (w, h), a.warmup, a.paint)
+        run(n, a.polls, (w, h), a.warmup, a.paint, a.metric)
 
 
 if __name__ == "__main__":

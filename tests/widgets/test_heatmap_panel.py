@@ -189,3 +189,23 @@ def test_layout_groups_racks_and_marks_empty_slots():
     # every real GPU has exactly 9 pixels
     counts = np.bincount(L.valid_gpu, minlength=topo.n_gpus)
     assert (counts[topo.gpu_exists()] == 9).all() and (counts[~topo.gpu_exists()] == 0).all()
+
+
+def test_unchanged_cells_are_not_redrawn_and_a_changed_cell_is(qtbot, make_frame, monkeypatch):
+    import dataclasses
+
+    frame = make_frame()
+    panel = make_panel(qtbot, frame)
+    calls: list[int] = []
+    real = panel.image_item.setImage
+    monkeypatch.setattr(panel.image_item, "setImage", lambda *a, **k: (calls.append(1), real(*a, **k)))
+    panel.show_frame(make_frame(seq=2))  # same health everywhere
+    panel.render_now()
+    assert calls == []
+    health = frame.gpu.health.copy()
+    health[0] = Health.FAILED
+    changed = dataclasses.replace(frame, gpu=dataclasses.replace(frame.gpu, health=health))
+    panel.show_frame(changed)
+    panel.render_now()
+    assert calls == [1]
+    assert panel.rgba_of_gpu(0) == rgba(theme.current().health[Health.FAILED])
