@@ -77,7 +77,12 @@ class ClockAxis(pg.DateAxisItem):
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         if spacing < 60:
-            return [time.strftime("%H:%M:%S", time.localtime(v)) for v in values]
+            out, last = [], None
+            for v in values:  # under a second apart, say each second once
+                text = time.strftime("%H:%M:%S", time.localtime(v))
+                out.append("" if text == last else text)
+                last = text
+            return out
         return super().tickStrings(values, scale, spacing)
 
 

@@ -91,3 +91,12 @@ def test_reference_lines_at_round_values() -> None:
     x, y = gridline_data(10.0, 20.0, 3283.0)
     assert list(y[0::3]) == [1000.0, 2000.0, 3000.0]
     assert list(x[:2]) == [10.0, 20.0] and np.isnan(x[2]) and np.isnan(y[2])
+
+
+def test_sub_second_ticks_do_not_repeat_a_time(qtbot) -> None:
+    from widgets.capacity_panel import ClockAxis
+
+    axis = ClockAxis(orientation="bottom")
+    t = 1_700_000_049.0
+    labels = axis.tickStrings([t, t + 0.5, t + 1.0], 1.0, 0.5)
+    assert labels[1] == "" and labels[0] != labels[2] != ""
