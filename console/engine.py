@@ -47,15 +47,44 @@ def _make_detector() -> object | None:
     return AnomalyDetector()
 
 
-class FrameWaiting:
-    """Blocking waits for frames, shared by the in-process and the worker-process engine.
+class EngineCommon:
+    """What the in-process and the worker-process engine share: subscribers, the latest frame,
+    blocking waits for frames (never call those on the GUI thread), and use as a context manager.
 
-    Needs ``_cond`` (a Condition), ``_latest`` and ``_built()`` (frames built so far); a failed
-    engine overrides ``_raise_if_failed``. Never call these on the GUI thread.
+    Needs ``_lock`` and ``_cond`` (a Condition on it), ``_subscribers``, ``_latest``, ``_built()``
+    (frames built so far), ``start`` and ``stop``; a failed engine overrides ``_raise_if_failed``.
     """
 
+    _lock: threading.Lock
     _cond: threading.Condition
     _latest: Frame | None
+    _subscribers: list[FrameCallback]
+
+    def start(self) -> None:  # pragma: no cover - provided by the engine
+        raise NotImplementedError
+
+    def stop(self) -> None:  # pragma: no cover - provided by the engine
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def subscribe(self, callback: FrameCallback) -> None:
+        with self._lock:
+            self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: FrameCallback) -> None:
+        with self._lock:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+    def latest_frame(self) -> Frame | None:
+        with self._lock:
+            return self._latest
 
     def _built(self) -> int:  # pragma: no cover - provided by the engine
         raise NotImplementedError
@@ -91,7 +120,7 @@ class FrameWaiting:
                 return frame
 
 
-class Engine(FrameWaiting):
+class Engine(EngineCommon):
     """Runs one cluster's pipeline. Thread-safe public methods; callbacks on the engine thread."""
 
     def __init__(self, settings: Settings, *, cluster: str | None = None,
@@ -161,22 +190,7 @@ class Engine(FrameWaiting):
         if callable(shutdown):
             shutdown()
 
-    def __enter__(self) -> "Engine":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ frames
-
-    def subscribe(self, callback: FrameCallback) -> None:
-        with self._lock:
-            self._subscribers.append(callback)
-
-    def latest_frame(self) -> Frame | None:
-        with self._lock:
-            return self._latest
 
     def _built(self) -> int:
         return self._frames_built

@@ -37,7 +37,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from console.config import ClusterSettings, Settings
-from console.engine import Engine, FrameCallback, FrameWaiting
+from console.engine import Engine, EngineCommon, FrameCallback
 from console.model import Frame
 
 log = logging.getLogger(__name__)
@@ -379,7 +379,7 @@ class ActionsProxy:
         """Nothing to release here: the child's `Actions` is closed when the engine stops."""
 
 
-class ProcessEngine(FrameWaiting):
+class ProcessEngine(EngineCommon):
     """`Engine`'s interface, with the engine running in a spawned worker process.
 
     Subscribers are called on the parent's receiver thread (never the GUI thread), with the
@@ -476,32 +476,12 @@ class ProcessEngine(FrameWaiting):
             pass
         self._fail_pending("the console engine stopped")
 
-    def __enter__(self) -> "ProcessEngine":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ frames
-
-    def subscribe(self, callback: FrameCallback) -> None:
-        with self._lock:
-            self._subscribers.append(callback)
-
-    def unsubscribe(self, callback: FrameCallback) -> None:
-        with self._lock:
-            if callback in self._subscribers:
-                self._subscribers.remove(callback)
 
     def subscribe_errors(self, callback: ErrorCallback) -> None:
         """``callback(message)`` once, on the receiver thread, if the worker process fails."""
         with self._lock:
             self._error_subscribers.append(callback)
-
-    def latest_frame(self) -> Frame | None:
-        with self._lock:
-            return self._latest
 
     def _built(self) -> int:
         """Frames the child has built so far (from frame seq: coalesced frames count too)."""
