@@ -23,8 +23,12 @@ import numpy as np
 
 from console.analytics.anomaly import DetectorConfig
 from console.analytics.detectors.series import SeriesDetector, SeriesSettings
-from console.analytics.nab import PROFILES, load_labels, optimise, run_corpus
-
+from console.analytics.nab import (
+    PROFILES,
+    load_labels,
+    optimise,
+    run_corpus,
+)
 
 def step_cost_us(settings: SeriesSettings, n_series: int, steps: int = 2000,
                  seed: int = 1) -> tuple[float, float]:

@@ -151,11 +151,18 @@ def normalise(raw: float, null: float, perfect: float) -> float:
 
 
 def candidate_thresholds(files: Sequence[ScoredFile], max_candidates: int = 400) -> np.ndarray:
-    """Score values to try: all distinct ones when few, else quantiles (plus 1.0 = no detection)."""
+    """Score values to try (plus inf = no detection): all distinct ones when few; else quantiles
+    of the distinct scores together with every one of the highest ``max_candidates``.
+
+    NAB's own sweep tries every distinct score. Quantiles alone fall mostly in the mass of low
+    scores, and the few alarm-level scores that matter (a detector has tens of them over a
+    corpus) can lie between two quantiles, so the best threshold is missed.
+    """
     allv = np.concatenate([f.scores for f in files]) if files else np.zeros(0)
     uniq = np.unique(allv[np.isfinite(allv)])
     if uniq.size > max_candidates:
-        uniq = np.unique(np.quantile(uniq, np.linspace(0.0, 1.0, max_candidates)))
+        quantiles = np.quantile(uniq, np.linspace(0.0, 1.0, max_candidates))
+        uniq = np.union1d(quantiles, uniq[-max_candidates:])
     return np.concatenate([uniq, [np.inf]])
 
 

@@ -162,3 +162,41 @@ def test_coarse_blocks_skip_gaps_and_start_after_enough_blocks() -> None:
     assert det._cfilled == 30
     assert np.isfinite(det._cbuf[-30:, 0]).all() and np.isnan(det._cbuf[:, 1]).all()
     assert abs(float(np.mean(det._cbuf[-30:, 0])) - 10.0) < 0.5
+
+
+def test_a_day_without_its_jump_is_found_against_the_same_hours_a_day_earlier() -> None:
+    # NAB's art_daily_nojump: on day 10 the daily jump does not come. A flat stretch looks like
+    # the flat part of any ordinary day, so the nearest-neighbour tests accept it; the same
+    # hours one day earlier held the jump.
+    x = _nab_file("artificialWithAnomaly/art_daily_nojump.csv")
+    window = range(2787, 3190)
+    found = alarms(x)
+    assert [i for i in found if i in window][:1] and all(i in window for i in found if i >= 604)
+    assert not [i for i in alarms(x, SeriesSettings(seasonal_acf=2.0)) if i in window]
+
+
+def test_period_is_found_by_autocorrelation() -> None:
+    from console.analytics.detectors.series import _period
+
+    rng = np.random.default_rng(20)
+    t = np.arange(600)
+    cols = np.stack([np.sin(2 * np.pi * t / 36) + rng.normal(0, 0.1, t.size),
+                     rng.normal(0, 1.0, t.size)], axis=1)
+    period, acf = _period(cols, 6, 200)
+    assert period[0] == 36 and acf[0] > 0.95
+    assert acf[1] < 0.5  # noise repeats at no lag
+
+
+def test_seasonal_test_stays_quiet_on_a_repeating_cycle_and_on_noise() -> None:
+    rng = np.random.default_rng(21)
+    t = np.arange(8 * 600)
+    cycle = 50 + 20 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 1, t.size)
+    det = SeriesDetector(2)
+    fired = []
+    for i in range(t.size):
+        s = det.step(np.array([cycle[i], rng.normal(0.0, 1.0)]))
+        if det.last_part[0] == 3 and s[0] >= 0.5:
+            fired.append(i)
+    assert fired == []
+    assert det._season.acf[0] >= 0.95 and det._season.period[0] == 36  # judged: 288 / 8 blocks
+    assert det._season.acf[1] < 0.95
