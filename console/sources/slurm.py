@@ -147,21 +147,19 @@ class SlurmClient:
 
     # ---- reads ---------------------------------------------------------------------------------
 
-    def nodes(self, update_time: float | None = None) -> Any:
-        """The ``GET /nodes`` body, or `NOT_MODIFIED` when nothing changed since ``update_time``."""
+    def _changed_since(self, key: str, update_time: float | None) -> Any:
+        """The ``GET /<key>`` body, or `NOT_MODIFIED` when nothing changed since ``update_time``."""
         params = {"update_time": str(int(update_time))} if update_time else None
-        body = self._get("nodes", params)
+        body = self._get(key, params)
         if body is not NOT_MODIFIED:
-            self._list(body, "nodes")
+            self._list(body, key)
         return body
 
+    def nodes(self, update_time: float | None = None) -> Any:
+        return self._changed_since("nodes", update_time)
+
     def jobs(self, update_time: float | None = None) -> Any:
-        """The ``GET /jobs`` body, or `NOT_MODIFIED` when nothing changed since ``update_time``."""
-        params = {"update_time": str(int(update_time))} if update_time else None
-        body = self._get("jobs", params)
-        if body is not NOT_MODIFIED:
-            self._list(body, "jobs")
-        return body
+        return self._changed_since("jobs", update_time)
 
     def partitions(self) -> list[dict[str, Any]]:
         return self._list(self._get("partitions"), "partitions")
