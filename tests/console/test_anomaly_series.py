@@ -200,3 +200,23 @@ def test_seasonal_test_stays_quiet_on_a_repeating_cycle_and_on_noise() -> None:
     assert fired == []
     assert det._season.acf[0] >= 0.95 and det._season.period[0] == 36  # judged: 288 / 8 blocks
     assert det._season.acf[1] < 0.95
+
+
+def test_a_cliff_after_a_small_dip_breaks_the_quiet_time() -> None:
+    # A temperature dips (flagged), then falls off a cliff 100 samples later, inside the quiet
+    # time: the cliff is far beyond the range at the first alarm, so it is a new alarm.
+    rng = np.random.default_rng(17)
+    x = rng.normal(80.0, 1.0, 1200)
+    x[800:] -= 8.0  # the dip: below the window's range
+    x[900:] -= 40.0  # the cliff
+    found = alarms(x)
+    assert len(found) == 2 and 800 <= found[0] <= 802 and 900 <= found[1] <= 902
+    assert alarms(x, SeriesSettings(escalate=0.0)) == found[:1]
+
+
+def test_a_repeat_of_the_same_size_stays_quiet() -> None:
+    rng = np.random.default_rng(18)
+    x = rng.normal(10.0, 1.0, 1200)
+    x[700] = 40.0
+    x[800] = 41.0  # the same break again: not beyond the range at the alarm by 1.5 ranges
+    assert alarms(x) == [700]
