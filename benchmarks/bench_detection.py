@@ -246,6 +246,21 @@ def run_faulty(nodes: int, hours: float, tick: float, seed: int, fault_rate: flo
             other[kind] += 1
     if other:
         print("other causes raised: " + ", ".join(f"{k} {v}" for k, v in sorted(other.items())))
+    # Series changes are anomalies, not causes: report how many each level raised and, for nodes,
+    # how many fell on a node while a fault injected there lasted (the rest would be false).
+    levels: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for aid, a in seen.anomalies.items():
+        if a.kind != "series_change":
+            continue
+        lv = levels[a.subject.level]
+        lv[0] += 1
+        t0, t1 = seen.first[aid], seen.last[aid]
+        lv[1] += any(touches(r, node=a.node) and r.start <= t1 and (r.end is None or r.end + 2 * tick >= t0)
+                     for r in truth) if a.node else 0
+    if levels:
+        print("series changes raised: " + ", ".join(
+            f"{k} {v[0]}" + (f" ({v[1]} on a node during a fault there)" if k == "node" else "")
+            for k, v in sorted(levels.items())))
 
 
 def run_clean(nodes: int, hours: float, tick: float, seed: int) -> None:

@@ -24,6 +24,7 @@ from console.analytics.causes import CauseSettings, analyse
 from console.analytics.detectors.base import Finding
 from console.analytics.detectors.context import FrameContext
 from console.analytics.detectors.gpu import GpuDetectors, GpuSettings
+from console.analytics.detectors.node_series import NodeSeriesDetectors, NodeSeriesSettings
 from console.analytics.detectors.nodes import NodeDetectors, NodeSettings
 from console.analytics.detectors.series import SeriesSettings
 from console.analytics.detectors.workload import WorkloadDetectors, WorkloadSettings
@@ -37,6 +38,7 @@ class DetectorConfig:
     series: SeriesSettings = field(default_factory=SeriesSettings)
     gpu: GpuSettings = field(default_factory=GpuSettings)
     nodes: NodeSettings = field(default_factory=NodeSettings)
+    node_series: NodeSeriesSettings = field(default_factory=NodeSeriesSettings)
     workload: WorkloadSettings | None = None  # None = built from ``series``
     causes: CauseSettings = field(default_factory=CauseSettings)
     clear_ticks: int = 2  # ticks without the finding before an anomaly ends
@@ -65,6 +67,7 @@ class AnomalyDetector:
         c = self.config
         self._gpu = GpuDetectors(c.gpu)
         self._nodes = NodeDetectors(c.nodes)
+        self._node_series = NodeSeriesDetectors(c.node_series)
         self._workload = WorkloadDetectors(c.workload or WorkloadSettings(series=c.series))
         self._tracks: dict[str, _Track] = {}
         self._ended: list[_Track] = []
@@ -78,7 +81,8 @@ class AnomalyDetector:
             return self._last  # no new data: same answer, no state advanced
         self._last_t = now
         ctx = FrameContext(frame, now)
-        findings = self._gpu.run(ctx) + self._nodes.run(ctx) + self._workload.run(ctx)
+        findings = (self._gpu.run(ctx) + self._nodes.run(ctx) + self._node_series.run(ctx)
+                    + self._workload.run(ctx))
         anomalies = self._track(findings, now)
         details = {t.id: t.finding.detail for t in self._tracks.values() if t.opened}
         causes = analyse(anomalies, frame, now, self.config.causes, details)

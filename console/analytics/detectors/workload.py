@@ -1,5 +1,7 @@
 """Series-level detectors: change points on cluster / partition / tenant series, queue surges.
 
+(Each node's own power and temperature series are judged in `node_series`.)
+
 Every series goes through the same `SeriesDetector` (the one scored on NAB). Two filters keep
 the console honest on busy clusters: a change must also be material (``min_rel_change`` of
 the baseline, so a 0.3% wobble in delivered petaflops never pages anyone) and a queue surge
@@ -31,6 +33,9 @@ class WorkloadSettings:
     # is off by default; the tenants' queues are always watched.
     tenant_efficiency: bool = False
     tenant_min_gpus: int = 16  # tenant efficiency is judged only above this many GPUs in use
+    # Delivered PF per partition, only for partitions this big: a debug partition of four nodes
+    # moves by half whenever one job ends.
+    partition_min_gpus: int = 64
     surge_min_jobs: int = 20
     surge_min_per_node: float = 0.1  # ... and at least this many jobs per node of the cluster
     surge_min_factor: float = 2.0  # pending must also reach this multiple of its median
@@ -61,6 +66,10 @@ class WorkloadDetectors:
         self.s = settings or WorkloadSettings()
         self._cluster = _Bank(self.s.series)
         self._tenant_eff = _Bank(self.s.series)
+        self._partition = _Bank(self.s.series)
+        self._part_key: tuple | None = None
+        self._part_mask = np.zeros((0, 0), bool)
+        self._part_names: tuple[str, ...] = ()
         # Queues: rises only; a surge is judged by its size too (surge_min_*), so the range rule
         # may start as soon as there is any history.
         # Queues also re-arm quickly: the surge hysteresis below decides how long one lasts, and
@@ -81,6 +90,7 @@ class WorkloadDetectors:
         out += self._changes(self._cluster, CLUSTER_SERIES, vals,
                              lambda n: (Subject("cluster", "cluster"), f"cluster {n.replace('_', ' ')}"),
                              unit="PF")
+        out += self._partitions(ctx)
         # Tenant efficiency (delivered per allocated GPU), only for tenants big enough to judge.
         t = f.tenants
         if len(t) and self.s.tenant_efficiency:
@@ -94,6 +104,36 @@ class WorkloadDetectors:
                                  unit="TF/GPU", tenant=True)
         out += self._queue(ctx)
         return out
+
+    def _partitions(self, ctx: FrameContext) -> list[Finding]:
+        """Delivered PF of each partition big enough to judge (nodes may be in several)."""
+        f = ctx.frame
+        if not ctx.scheduler_ok or ctx.n_gpus == 0:
+            return []
+        key = (ctx.topo.node_names, f.nodes.partitions)
+        if key != self._part_key:
+            self._part_key = key
+            names = sorted({p for ps in f.nodes.partitions for p in ps if p})
+            mask = np.zeros((len(names), ctx.n_nodes), bool)
+            col = {p: i for i, p in enumerate(names)}
+            for n, ps in enumerate(f.nodes.partitions):
+                for p in ps:
+                    if p in col:
+                        mask[col[p], n] = True
+            gpus = mask @ np.asarray(ctx.topo.node_gpu_count, np.int64)
+            keep = gpus >= self.s.partition_min_gpus
+            self._part_names = tuple(p for p, k in zip(names, keep) if k)
+            self._part_mask = mask[keep]
+        if not self._part_names:
+            return []
+        tf = np.asarray(f.gpu.delivered_tflops, np.float64).reshape(ctx.n_nodes, ctx.gpn)
+        seen = np.isfinite(tf).any(axis=1)
+        node_pf = np.where(np.isfinite(tf), tf, 0.0).sum(axis=1) / 1000.0
+        # A partition with a node unseen has no comparable total this tick.
+        blind = (self._part_mask & ~seen[None, :]).any(axis=1)
+        pf = np.where(blind, np.nan, self._part_mask.astype(np.float64) @ node_pf)
+        return self._changes(self._partition, self._part_names, pf,
+                             lambda n: (Subject("partition", n), f"delivered PF of partition {n}"), unit="PF")
 
     def _changes(self, bank: _Bank, names: tuple[str, ...], values: np.ndarray, describe, *,
                  unit: str, tenant: bool = False) -> list[Finding]:
