@@ -50,3 +50,20 @@ def test_queue_surge_ends_when_the_queue_drains() -> None:
                 (ended if a.ended_at is not None else opened).append(i)
     assert opened and opened[0] == 100 and max(opened) == 140  # still listed open one poll
     assert ended and ended[0] == 141  # two quiet polls end it
+
+
+def test_a_partition_too_small_to_judge_is_left_to_the_cluster_series() -> None:
+    # Four nodes (32 GPUs) is under partition_min_gpus: one job ending moves such a partition by
+    # a quarter, so only the cluster's own series reports the same drop.
+    det = AnomalyDetector()
+    b = FrameBuilder(nodes=4)
+    b.one_job_per_node(start=T0 - 7200)
+    rng = np.random.default_rng(23)
+    base = b.tensor.copy()
+    levels: set[str] = set()
+    for i in range(1000):
+        level = 0.55 if i >= 900 else 1.0
+        b.tensor = (base * level * (1 + rng.normal(0, 0.02))).astype(np.float32)
+        anomalies, _ = det.step(b.build(T0 + i * DT))
+        levels |= {a.subject.level for a in anomalies if a.kind == "series_change"}
+    assert levels == {"cluster"}
