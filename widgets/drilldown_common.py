@@ -259,6 +259,22 @@ def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
+@dataclass(frozen=True)
+class MapSubject:
+    """What a drill-down window is about, in the terms the health map outlines.
+
+    A job is named by its id, not by a list of GPUs, so the map follows it frame by frame (its
+    outline is gone when it no longer holds GPUs). `cluster` is the `Frame.cluster` of the
+    window's data: the map outlines nothing on another cluster's frames, where the same node
+    name can be a different machine.
+    """
+
+    node: str | None = None
+    gpu: int | None = None  # local GPU index within `node`; None = the whole node
+    job_id: int | None = None
+    cluster: str | None = None
+
+
 class DrilldownWindow(Panel):
     """A top-level panel window that Escape closes and that says when it is activated or
     closed, so the main window can outline its subject on the health map and clear it."""
@@ -283,6 +299,15 @@ class DrilldownWindow(Panel):
         self.ask_text: Callable[[str, str, str], str | None] = (
             lambda title, text, default="": ask_text(self, title, text, default))
         self.confirm: Callable[[str, str], bool] = lambda title, text: ask_yes_no(self, title, text)
+
+    def map_subject(self) -> MapSubject | None:
+        """What the health map should outline while this window is the active drill-down."""
+        return None
+
+    def data_cluster(self) -> str | None:
+        """The cluster of the frames this window shows (None before its first frame)."""
+        frame = self.frame
+        return None if frame is None else frame.cluster
 
     def capabilities(self, context: Any) -> dict[str, str | None]:
         actions = getattr(context, "actions", None)

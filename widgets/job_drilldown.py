@@ -25,8 +25,8 @@ from console.model import ACTIVE_JOB_STATES, Frame, Health, JobState, Severity
 from widgets import theme as theme_mod
 from widgets.alerts_panel import ActionRelay
 from widgets.drilldown_common import (
-    DrilldownWindow, EventItem, FieldGrid, RowsModel, events_for, events_html, link, local_time,
-    set_availability,
+    DrilldownWindow, EventItem, FieldGrid, MapSubject, RowsModel, events_for, events_html, link,
+    local_time, set_availability,
 )
 from widgets.formatting import fmt_duration, fmt_int, fmt_metric, fmt_pct
 from widgets.panel import PanelContext
@@ -171,6 +171,10 @@ class JobDrilldownWindow(DrilldownWindow):
         layout.addWidget(self.status_label)
         layout.addWidget(self.details, 1)
         self._update_buttons()
+
+    def map_subject(self) -> MapSubject:
+        """Every GPU the job holds, followed frame by frame by the health map."""
+        return MapSubject(job_id=self.job_id, cluster=self.data_cluster())
 
     # --- frames ---------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -165,7 +165,9 @@ class MainWindow(QMainWindow):
         self.context.navigator.node_requested.connect(self._on_node_requested)
         self.context.navigator.job_requested.connect(self._on_job_requested)
         self.context.navigator.rack_requested.connect(self._on_rack_requested)
-        self._highlight_owner: QWidget | None = None
+        # Per cluster, the drill-down window whose subject the health map outlines (the one
+        # of that cluster most recently active): switching back to a cluster restores it.
+        self._outline_owners: dict[str | None, QWidget] = {}
         self._age_timer = QTimer(self)
         self._age_timer.setInterval(1000)
         self._age_timer.timeout.connect(self._update_status_age)
@@ -497,6 +499,7 @@ class MainWindow(QMainWindow):
         if fleet is not None and hasattr(fleet, "set_shown"):
             fleet.set_shown(name)
         self.show_frame(frame)
+        self._show_outline()
         if changed:
             # At once, not on the next redraw tick: the operator just asked for it.
             for panel in self.panels.values():
@@ -617,8 +620,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Selected job {job_id}", 10_000)
         if self._ask_panel("jobs", "select_job", job_id):
             self.focus_panel("jobs")
-        self._open_drilldown(f"job:{int(job_id)}", "widgets.job_drilldown", "JobDrilldownWindow",
-                             int(job_id))
+        win = self._open_drilldown(f"job:{int(job_id)}", "widgets.job_drilldown",
+                                   "JobDrilldownWindow", int(job_id))
+        if win is not None:
+            self._highlight_from(win)
 
     @Slot(str)
     def _on_rack_requested(self, rack: str) -> None:
@@ -654,6 +659,7 @@ class MainWindow(QMainWindow):
             windows[key] = win
             win.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
             win.destroyed.connect(lambda _=None, k=key, w=windows: w.pop(k, None))
+            win.destroyed.connect(lambda _=None, w=win: self._forget_outline_owner(w))
             if hasattr(win, "closed"):
                 win.closed.connect(lambda w=win: self._clear_highlight(w))
             if hasattr(win, "activated"):
@@ -670,17 +676,42 @@ class MainWindow(QMainWindow):
         return win
 
     def _highlight_from(self, win: QWidget) -> None:
-        """Outline a node window's node (and selected GPU) on the health map."""
-        node = getattr(win, "node", None)
-        if node is None:
-            return
-        self._highlight_owner = win
-        self._ask_panel("heatmap", "set_highlight", node, getattr(win, "selected_gpu", None))
+        """Outline the subject (a node, a GPU, a job's GPUs) of the drill-down window that was
+        just opened or activated, on its own cluster's map: on screen now if that cluster is
+        shown, else when the operator switches to it."""
+        subject = getattr(win, "map_subject", None)
+        if not callable(subject) or subject() is None:
+            return  # a window with nothing to outline keeps the outline as it is
+        self._outline_owners[self._cluster_of(win)] = win
+        self._show_outline()
 
     def _clear_highlight(self, win: QWidget) -> None:
-        if getattr(self, "_highlight_owner", None) is win:
-            self._highlight_owner = None
-            self._ask_panel("heatmap", "set_highlight", None, None)
+        """A drill-down window closed: its outline goes (another window outlines on focus)."""
+        if self._forget_outline_owner(win):
+            self._show_outline()
+
+    def _forget_outline_owner(self, win: QObject) -> bool:
+        gone = [c for c, w in self._outline_owners.items() if w is win]
+        for c in gone:
+            del self._outline_owners[c]
+        return bool(gone)
+
+    def _show_outline(self) -> None:
+        """Hand the map the subject of the shown cluster's outline owner, or nothing: a node
+        name of another cluster may be a different machine here."""
+        owner = self._outline_owners.get(self._current)
+        try:
+            subject = owner.map_subject() if owner is not None else None
+        except RuntimeError:  # deleted on the C++ side before its destroyed signal reached us
+            self._outline_owners.pop(self._current, None)
+            subject = None
+        self._ask_panel("heatmap", "set_outline", subject)
+
+    def _cluster_of(self, win: QWidget) -> str | None:
+        for cluster, windows in self._drilldowns_by_cluster.items():
+            if any(w is win for w in windows.values()):
+                return cluster
+        return self._current
 
     def _ask_panel(self, key: str, method: str, *args) -> bool:
         """Call an optional method of a panel if that panel offers it."""

@@ -24,7 +24,7 @@ from console.model import Frame, Health, NodeState, Severity
 from widgets import theme as theme_mod
 from widgets.alerts_panel import ActionRelay
 from widgets.drilldown_common import (
-    DrilldownWindow, EventItem, FieldGrid, RowsModel, events_for, events_html, link,
+    DrilldownWindow, EventItem, FieldGrid, MapSubject, RowsModel, events_for, events_html, link,
     set_availability,
 )
 from widgets.formatting import fmt_metric
@@ -402,6 +402,10 @@ class NodeDrilldownWindow(DrilldownWindow):
         return True
 
     # --- selection and links ---------------------------------------------------------------
+
+    def map_subject(self) -> MapSubject:
+        """The node, or its selected GPU, for the health map's outline."""
+        return MapSubject(node=self.node, gpu=self.selected_gpu, cluster=self.data_cluster())
 
     def select_gpu(self, local: int | None) -> None:
         """Select (and embolden) one GPU's row; the main window calls this for a GPU request."""

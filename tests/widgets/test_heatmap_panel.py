@@ -209,3 +209,201 @@ def test_unchanged_cells_are_not_redrawn_and_a_changed_cell_is(qtbot, make_frame
     panel.render_now()
     assert calls == [1]
     assert panel.rgba_of_gpu(0) == rgba(theme.current().health[Health.FAILED])
+
+
+# --- outlines: the subject of the active drill-down window ------------------------------------
+
+
+def test_outline_boxes_merge_runs_of_gpus_and_rows_of_a_rack(make_frame):
+    from widgets.heatmap_panel import CELL, PATCH, outline_boxes
+
+    L = build_layout(make_frame().topology, 400, 300)
+    x, y = L.gpu_x, L.gpu_y
+    # two whole nodes of one rack (n00, n01): consecutive rows, one box
+    assert outline_boxes(L, np.arange(16)).tolist() == [[x[0], y[0], x[7] + PATCH, y[8] + PATCH]]
+    # GPUs 0, 1 and 3 of n00: a run of two and a single
+    assert outline_boxes(L, np.array([3, 0, 1])).tolist() == [
+        [x[0], y[0], x[1] + PATCH, y[0] + PATCH], [x[3], y[3], x[3] + PATCH, y[3] + PATCH]]
+    # GPUs 0-3 of n00 and of n01 stack into one box; GPU 6 of n01 is a box of its own
+    boxes = outline_boxes(L, np.r_[0:4, 8:12, 14]).tolist()
+    assert sorted(boxes) == sorted([[x[0], y[0], x[3] + PATCH, y[8] + PATCH],
+                                    [x[14], y[14], x[14] + PATCH, y[14] + PATCH]])
+    # a run of 6 under a run of 4 does not merge
+    assert len(outline_boxes(L, np.r_[0:4, 8:14])) == 2
+    # a node of each rack: two blocks, two boxes; nothing and out-of-range GPUs: none
+    assert len(outline_boxes(L, np.r_[0:8, 16:24])) == 2
+    assert outline_boxes(L, np.array([], np.int64)).shape == (0, 4)
+    assert outline_boxes(L, np.array([-1, 999])).shape == (0, 4)
+    assert y[8] == y[0] + CELL
+
+
+def test_job_outline_follows_the_gpus_it_holds_with_the_same_items(qtbot, make_frame):
+    import dataclasses
+
+    from widgets.drilldown_common import MapSubject
+
+    frame = make_frame()
+    panel = make_panel(qtbot, frame)
+    items = list(panel.viewbox.addedItems)
+    L = panel.layout_info
+    panel.set_outline(MapSubject(job_id=101, cluster=frame.cluster))  # n00, GPUs 0-7
+    assert panel.outline_rects() == [(L.gpu_x[0] - 0.5, L.gpu_y[0] - 0.5, 32.0, 4.0)]
+    assert panel.outline_item.isVisible() and panel.outline_halo.isVisible()
+    # the job grows onto n01 GPUs 4-7: the same two path items now draw two rectangles
+    gf = frame.gpu
+    job_id = gf.job_id.copy()
+    job_id[12:16] = 101
+    grown = dataclasses.replace(frame, seq=2, gpu=dataclasses.replace(gf, job_id=job_id))
+    panel.show_frame(grown)
+    panel.render_now()
+    assert sorted(panel.outline_rects()) == sorted([
+        (L.gpu_x[0] - 0.5, L.gpu_y[0] - 0.5, 32.0, 4.0),
+        (L.gpu_x[12] - 0.5, L.gpu_y[12] - 0.5, 16.0, 4.0)])
+    assert panel.outline_item.path().elementCount() == 2 * 5  # two closed rectangles
+    # it ends: its GPUs are free, the outline goes
+    job_id[job_id == 101] = 0
+    ended = dataclasses.replace(frame, seq=3, gpu=dataclasses.replace(gf, job_id=job_id))
+    panel.show_frame(ended)
+    panel.render_now()
+    assert panel.outline_rects() == [] and panel.highlight_rect() is None
+    assert not panel.outline_item.isVisible() and not panel.outline_halo.isVisible()
+    assert list(panel.viewbox.addedItems) == items  # nothing added, nothing replaced
+
+
+def test_outline_only_on_its_own_clusters_frames(qtbot, make_frame):
+    from widgets.drilldown_common import MapSubject
+
+    frame = make_frame()  # cluster "Test Cluster"
+    panel = make_panel(qtbot, frame)
+    panel.set_outline(MapSubject(node="n01", cluster="Other Cluster"))
+    assert panel.highlight_rect() is None
+    panel.set_outline(MapSubject(node="n01", cluster=frame.cluster))
+    L = panel.layout_info
+    assert panel.highlight_rect() == (L.gpu_x[8] - 0.5, L.gpu_y[8] - 0.5, 32.0, 4.0)
+    panel.set_outline(MapSubject(node="n01", gpu=3))  # no cluster named: outlined on any
+    assert panel.highlight_rect() == (L.gpu_x[11] - 0.5, L.gpu_y[11] - 0.5, 4.0, 4.0)
+    panel.set_outline(MapSubject(node="nope"))
+    assert panel.highlight_rect() is None
+    panel.set_outline(None)
+    assert panel.highlight_rect() is None and panel.subject is None
+
+
+# --- the compact image of continuous metrics ------------------------------------------------
+
+
+def test_every_gpu_patch_starts_on_a_cell_boundary_for_the_compact_image():
+    from widgets.heatmap_panel import CELL
+
+    n = 40
+    topo = Topology(
+        node_names=tuple(f"n{i}" for i in range(n)), node_rack=np.arange(n, dtype=np.int32) // 7,
+        rack_names=tuple(f"R{i}" for i in range(6)), gpus_per_node=4,
+        node_gpu_count=np.array([4] * 39 + [2], np.int16), node_model=("",) * n,
+        gpu_peak_tflops=np.ones(n * 4, np.float32), gpu_max_clock_mhz=np.ones(n * 4, np.float32))
+    for size in ((400, 300), (130, 700), (97, 61)):
+        L = build_layout(topo, *size, gap_code=0, empty_code=CODE_EMPTY)
+        g = np.flatnonzero(L.gpu_x >= 0)
+        assert (L.gpu_x[g] % CELL == 0).all() and (L.gpu_y[g] % CELL == 0).all()
+        assert L.compact_index.shape == (L.height // CELL, L.width // CELL)
+        assert L.width % CELL == 0 and L.height % CELL == 0
+        real = g[topo.gpu_exists()[g]]
+        assert (L.compact_index[L.gpu_y[real] // CELL, L.gpu_x[real] // CELL] == real).all()
+        # node n39 has 2 GPUs: slots 2 and 3 are empty (n + 1); the rest of the image is gap (n)
+        assert L.compact_index[L.gpu_y[158] // CELL, L.gpu_x[158] // CELL] == topo.n_gpus + 1
+        assert (L.compact_index >= 0).all() and (L.compact_index <= topo.n_gpus + 1).all()
+        assert (L.compact_index == topo.n_gpus).sum() == L.compact_index.size - topo.n_gpus
+
+
+def test_continuous_codes_into_matches_colour_codes():
+    import dataclasses
+
+    from conftest import build_frame
+
+    from widgets.heatmap_panel import METRIC_BY_KEY, CodeBuffers, colour_codes, continuous_codes_into
+
+    frame = build_frame()
+    rng = np.random.default_rng(3)
+    n = frame.topology.n_gpus
+    bufs = CodeBuffers(n)
+    for key in ("util", "temp", "power", "tensor"):
+        spec = METRIC_BY_KEY[key]
+        values = rng.uniform(spec.lo - 10, spec.hi + 10, n).astype(np.float32)
+        values[[1, 5, 9]] = [np.nan, np.inf, -np.inf]
+        f = dataclasses.replace(frame, gpu=dataclasses.replace(frame.gpu, **{key: values}))
+        expected = colour_codes(spec, f)[0]
+        assert np.array_equal(continuous_codes_into(spec, values, bufs), expected)
+        assert bufs.codes[1] == bufs.codes[5] == bufs.codes[9] == CODE_NO_DATA
+
+
+def test_small_cells_draw_a_continuous_metric_one_pixel_per_gpu(qtbot, make_frame):
+    from widgets.heatmap_panel import CELL, CODE_GAP, colour_codes
+
+    frame = make_frame()
+    panel = make_panel(qtbot, frame)
+    panel.compact_below = 1e9  # as if the cells were too small for marks
+    panel.set_metric("util")
+    L = panel.layout_info
+    assert panel.compact
+    assert panel.image.shape == (L.height // CELL, L.width // CELL)
+    assert np.shares_memory(panel.image_item.image, panel.image)  # a view, no copy
+    expected = colour_codes(panel.metric_spec, frame)[0]
+    # GPU 2 failed, 3 out of service: their cross and bar would cover most of a patch this
+    # small, so the whole cell is dark, as the full-size image looks from afar
+    expected[[2, 3]] = CODE_MARK_DARK
+    assert [panel.code_of_gpu(g) for g in range(32)] == expected.tolist()
+    assert panel.code_of_gpu(10) == round(0.30 * (N_CONT - 1))
+    assert panel.code_of_gpu(4) == CODE_NO_DATA  # grey, never the colour of zero
+    assert (panel.cell_pixels(10) == expected[10]).all()
+    assert panel.image[0, 0] == CODE_GAP  # the label row
+    # scaled up by CELL onto the same image coordinates as the full-size image
+    r = panel.image_item.mapRectToParent(panel.image_item.boundingRect())
+    assert (r.x(), r.y(), r.width(), r.height()) == (0.0, 0.0, float(L.width), float(L.height))
+    # the gutter is drawn in its GPU's colour, so hovering it names that GPU
+    assert panel.gpu_at_view(L.gpu_x[9] + 3.5, L.gpu_y[9] + 3.5) == 9
+    assert "no data 9" in panel.legend.text()
+    assert "failed or out of service 2 (cells too small for marks)" in panel.legend.text()
+    # the health map keeps its cells and marks whatever the size
+    panel.set_metric("health")
+    assert not panel.compact and panel.image.shape == (L.height, L.width)
+    failed = panel.cell_pixels(2).reshape(-1)
+    assert (failed[PATTERNS[MARK_CROSS]] == CODE_MARK_DARK).all()
+
+
+def test_leaving_the_compact_image_redraws_every_cell_and_mark(qtbot, make_frame):
+    frame = make_frame()
+    fresh = make_panel(qtbot, frame)
+    fresh.set_metric("util")
+    panel = make_panel(qtbot, frame)
+    panel.compact_below = 1e9
+    panel.set_metric("util")
+    assert panel.compact
+    panel.compact_below = 0.0  # the view grew: cells are big enough for marks again
+    panel.show_frame(make_frame(seq=2))
+    panel.render_now()
+    assert not panel.compact
+    assert np.array_equal(panel.image, fresh.image)
+    assert "failed or out of service" not in panel.legend.text()
+    assert panel.image_item.mapRectToParent(panel.image_item.boundingRect()).width() == panel.layout_info.width
+
+
+def test_unchanged_compact_frame_is_not_redrawn(qtbot, make_frame, monkeypatch):
+    import dataclasses
+
+    frame = make_frame()
+    panel = make_panel(qtbot, frame)
+    panel.compact_below = 1e9
+    panel.set_metric("util")
+    image = panel.image
+    calls: list[int] = []
+    real = panel.image_item.setImage
+    monkeypatch.setattr(panel.image_item, "setImage", lambda *a, **k: (calls.append(1), real(*a, **k)))
+    panel.show_frame(make_frame(seq=2))
+    panel.render_now()
+    assert calls == []
+    util = frame.gpu.util.copy()
+    util[0] = 100.0
+    panel.show_frame(dataclasses.replace(frame, gpu=dataclasses.replace(frame.gpu, util=util)))
+    panel.render_now()
+    assert calls == [1]
+    assert panel.image is image  # updated in place
+    assert panel.code_of_gpu(0) == N_CONT - 1

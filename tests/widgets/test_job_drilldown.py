@@ -253,3 +253,94 @@ def test_why_a_gpu_of_the_job_is_not_ok(qtbot, make_frame) -> None:
     w = open_window(qtbot, 101, frame=make_frame())
     assert [r[3] for r in w.gpu_model.rows][:3] == ["", "", "XID 79 (fatal)"]
     assert w.gpu_model.colours[2][2] == "#e5484d"  # failed, in the failure colour
+
+
+def _without_job(frame, job_id: int):
+    """The next frame after `job_id` ended: its GPUs are free."""
+    import dataclasses
+
+    gf = frame.gpu
+    held = gf.job_id == job_id
+    job_id_arr, job_row = gf.job_id.copy(), gf.job_row.copy()
+    job_id_arr[held], job_row[held] = 0, -1
+    return dataclasses.replace(frame, seq=frame.seq + 1,
+                               gpu=dataclasses.replace(gf, job_id=job_id_arr, job_row=job_row))
+
+
+def test_job_window_outlines_all_its_gpus_until_it_ends(qtbot) -> None:
+    win = make_main(qtbot)
+    win.context.navigator.job_requested.emit(101)  # n0001 and n0002, all 16 GPUs, rack R01
+    job = win._drilldowns["job:101"]
+    heat = win.panels["heatmap"]
+    heat.render_now()
+    L = heat.layout_info
+    # two whole nodes one above the other in their rack block: one rectangle around both
+    assert heat.outline_rects() == [(L.gpu_x[0] - 0.5, L.gpu_y[0] - 0.5, 32.0, 8.0)]
+    assert heat.subject.job_id == 101 and heat.subject.cluster == "test"
+    win.show_frame(_without_job(make_test_frame(), 101))
+    heat.render_now()
+    assert heat.outline_rects() == []
+    job.close()
+    assert heat.subject is None
+
+
+def test_the_active_drilldown_window_owns_the_outline(qtbot) -> None:
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    win = make_main(qtbot)
+    nav = win.context.navigator
+    heat = win.panels["heatmap"]
+    heat.render_now()
+    L = heat.layout_info
+    job_rects = [(L.gpu_x[16] - 0.5, L.gpu_y[16] - 0.5, 16.0, 4.0)]  # job 102: n0003 GPUs 0-3
+    nav.job_requested.emit(102)
+    assert heat.outline_rects() == job_rects
+    nav.node_requested.emit("n0004")
+    node = win._drilldowns["node:n0004"]
+    assert heat.outline_rects() == [(L.gpu_x[24] - 0.5, L.gpu_y[24] - 0.5, 32.0, 4.0)]
+    job = win._drilldowns["job:102"]
+    QApplication.sendEvent(job, QEvent(QEvent.Type.WindowActivate))
+    assert heat.outline_rects() == job_rects
+    node.close()  # not the owner: the job's outline stays
+    assert heat.outline_rects() == job_rects
+    job.close()
+    assert heat.outline_rects() == [] and heat.subject is None
+
+
+def test_a_big_job_is_one_path_of_few_rectangles(qtbot) -> None:
+    """64 whole nodes of one rack outlined by the same two items, as one rectangle."""
+    import dataclasses
+
+    from console.model import Topology
+    from widgets.drilldown_common import MapSubject
+    from widgets.heatmap_panel import HeatmapPanel
+
+    n = 128
+    base = make_test_frame()
+    topo = Topology(
+        node_names=tuple(f"n{i:04d}" for i in range(n)), node_rack=np.arange(n, dtype=np.int32) // 64,
+        rack_names=("R01", "R02"), gpus_per_node=8, node_gpu_count=np.full(n, 8, np.int16),
+        node_model=("H800",) * n, gpu_peak_tflops=np.full(n * 8, 989.0, np.float32),
+        gpu_max_clock_mhz=np.full(n * 8, 1980.0, np.float32), version=1)
+    f32 = np.full(n * 8, 50.0, np.float32)
+    job_id = np.zeros(n * 8, np.int64)
+    job_id[64 * 8:] = 4242  # the whole of rack R02
+    gpu = dataclasses.replace(
+        base.gpu, **{k: f32 for k in ("util", "tensor", "sm_clock", "temp", "power", "fb_used", "xid",
+                                     "ecc_dbe", "nvlink_crc", "throttle", "delivered_tflops")},
+        health=np.zeros(n * 8, np.int8), job_row=np.full(n * 8, -1, np.int32), job_id=job_id,
+        tenant=np.full(n * 8, -1, np.int16))
+    frame = dataclasses.replace(base, topology=topo, gpu=gpu)
+    panel = HeatmapPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 500)
+    panel.show_frame(frame)
+    panel.render_now()
+    before = len(panel.viewbox.addedItems)
+    panel.set_outline(MapSubject(job_id=4242))
+    L = panel.layout_info
+    first, last = 64 * 8, n * 8 - 1
+    assert panel.outline_rects() == [(L.gpu_x[first] - 0.5, L.gpu_y[first] - 0.5, 32.0,
+                                      float(L.gpu_y[last] + 3 - L.gpu_y[first] + 1))]
+    assert len(panel.viewbox.addedItems) == before

@@ -228,3 +228,45 @@ def test_run_gui_starts_shows_and_stops_the_engine(qtbot, make_frame, tmp_path):
     assert engine.started.is_set() and engine.stopped.is_set()
     assert seen == {"seq": 7, "sim": True}
     assert (tmp_path / "AISC" / "AISC Console.conf").exists()
+
+
+def test_map_outline_follows_the_cluster_on_screen(qtbot, make_frame):
+    """A drill-down's outline shows only on its own cluster's map, and comes back with it."""
+    from dataclasses import replace
+
+    from PySide6.QtCore import QEvent
+
+    win = make_window(qtbot)
+    win.set_clusters(("alpha", "beta"), simulated={"alpha": True, "beta": True})
+    win.show_cluster_frame("alpha", replace(make_frame(seq=1), cluster="alpha"))
+    win.show_cluster_frame("beta", replace(make_frame(seq=2), cluster="beta"))
+    heat = win.panels["heatmap"]
+    nav = win.context.navigator
+    nav.node_requested.emit("n01")
+    node_alpha = win._drilldowns["node:n01"]
+    heat.render_now()
+    L = heat.layout_info
+    node_rect = (L.gpu_x[8] - 0.5, L.gpu_y[8] - 0.5, 32.0, 4.0)
+    assert heat.highlight_rect() == node_rect
+    win.switch_cluster("beta")  # beta has an n01 too: another machine, not outlined
+    heat.render_now()
+    assert heat.highlight_rect() is None and heat.subject is None
+    nav.job_requested.emit(101)  # beta's job 101: n00, GPUs 0-7
+    job_beta = win._drilldowns["job:101"]
+    job_rect = (L.gpu_x[0] - 0.5, L.gpu_y[0] - 0.5, 32.0, 4.0)
+    assert heat.highlight_rect() == job_rect and heat.subject.cluster == "beta"
+    # alpha's window brought to the front while beta is shown: beta's map keeps beta's outline
+    QApplication.sendEvent(node_alpha, QEvent(QEvent.Type.WindowActivate))
+    assert heat.highlight_rect() == job_rect
+    win.switch_cluster("alpha")
+    heat.render_now()
+    assert heat.highlight_rect() == node_rect and heat.subject.node == "n01"
+    win.switch_cluster("beta")
+    heat.render_now()
+    assert heat.highlight_rect() == job_rect
+    job_beta.close()
+    assert heat.highlight_rect() is None
+    win.switch_cluster("alpha")
+    assert heat.highlight_rect() == node_rect
+    node_alpha.close()
+    assert heat.highlight_rect() is None
