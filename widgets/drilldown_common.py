@@ -273,6 +273,7 @@ class MapSubject:
     gpu: int | None = None  # local GPU index within `node`; None = the whole node
     job_id: int | None = None
     cluster: str | None = None
+    tenant: str | None = None  # a tenant account: every GPU its jobs hold, followed like a job's
 
 
 class DrilldownWindow(Panel):

@@ -595,6 +595,9 @@ class MainWindow(QMainWindow):
             windows = self._drilldowns
             windows[account] = win
             win.destroyed.connect(lambda _=None, a=account, w=windows: w.pop(a, None))
+            win.destroyed.connect(lambda _=None, w=win: self._forget_outline_owner(w))
+            win.closed.connect(lambda w=win: self._clear_highlight(w))
+            win.activated.connect(lambda w=win: self._highlight_from(w))
             if len(self._cluster_names) > 1 and cluster is not None:
                 _name_cluster_in_title(win, cluster)
             if self._frame is not None:
@@ -602,6 +605,7 @@ class MainWindow(QMainWindow):
         win.show()
         win.raise_()
         win.activateWindow()
+        self._highlight_from(win)
 
     @Slot(str, int)
     def _on_gpu_requested(self, node: str, gpu: int) -> None:

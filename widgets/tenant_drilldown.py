@@ -15,13 +15,15 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QModelIndex, Qt, Slot
+from PySide6.QtCore import QEvent, QModelIndex, Qt, Signal, Slot
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QFrame, QGridLayout, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget,
 )
 
 from console.model import Frame, Health
 from widgets import theme as theme_mod
+from widgets.drilldown_common import MapSubject
 from widgets.formatting import fmt_int, fmt_pct, fmt_pf
 from widgets.jobs_model import COL_TENANT, JobsTableModel
 from widgets.jobs_panel import JobsTableView
@@ -95,6 +97,9 @@ class TenantDrilldownWindow(Panel):
     """Everything about one tenant, live. Top-level window; one per tenant account."""
 
     title = "Tenant"
+    #: Brought to the front / closed: the main window outlines the tenant's GPUs on its map.
+    activated = Signal()
+    closed = Signal()
 
     def __init__(self, account: str, context: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -199,6 +204,21 @@ class TenantDrilldownWindow(Panel):
         layout.addWidget(split, 1)
 
     # --- frames -----------------------------------------------------------------------------
+
+    def map_subject(self) -> MapSubject:
+        """Every GPU the tenant's jobs hold, on the main health map, followed frame by frame."""
+        frame = self.frame
+        return MapSubject(tenant=self.account, cluster=None if frame is None else frame.cluster)
+
+    def event(self, ev) -> bool:  # noqa: D401 - Qt override
+        if ev.type() == QEvent.Type.WindowActivate:
+            self.activated.emit()
+        return super().event(ev)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        super().closeEvent(event)
+        if event.isAccepted():
+            self.closed.emit()
 
     def render(self, frame: Frame) -> None:
         self.header.set_age(frame, "scheduler")

@@ -215,7 +215,7 @@ def test_unchanged_cells_are_not_redrawn_and_a_changed_cell_is(qtbot, make_frame
 
 
 def test_outline_boxes_merge_runs_of_gpus_and_rows_of_a_rack(make_frame):
-    from widgets.heatmap_panel import CELL, PATCH, outline_boxes
+    from widgets.heatmap_layout import CELL, PATCH, outline_boxes
 
     L = build_layout(make_frame().topology, 400, 300)
     x, y = L.gpu_x, L.gpu_y
@@ -292,7 +292,7 @@ def test_outline_only_on_its_own_clusters_frames(qtbot, make_frame):
 
 
 def test_every_gpu_patch_starts_on_a_cell_boundary_for_the_compact_image():
-    from widgets.heatmap_panel import CELL
+    from widgets.heatmap_layout import CELL
 
     n = 40
     topo = Topology(

@@ -344,3 +344,23 @@ def test_a_big_job_is_one_path_of_few_rectangles(qtbot) -> None:
     assert panel.outline_rects() == [(L.gpu_x[first] - 0.5, L.gpu_y[first] - 0.5, 32.0,
                                       float(L.gpu_y[last] + 3 - L.gpu_y[first] + 1))]
     assert len(panel.viewbox.addedItems) == before
+
+
+def test_tenant_window_outlines_every_gpu_its_jobs_hold(qtbot) -> None:
+    from widgets.heatmap_layout import CELL
+
+    win = make_main(qtbot)
+    frame = make_test_frame()
+    account = frame.tenants.account[0]
+    held = int((np.asarray(frame.gpu.tenant) == 0).sum())
+    assert held > 0
+    win.context.navigator.tenant_requested.emit(account)
+    tenant_win = win._drilldowns[account]
+    heat = win.panels["heatmap"]
+    heat.render_now()
+    assert heat.subject.tenant == account and heat.subject.cluster == "test"
+    rects = heat.outline_rects()
+    # Each GPU is a CELL x CELL cell: the rectangles cover exactly the tenant's GPUs.
+    assert rects and sum(w * h for _, _, w, h in rects) == held * CELL * CELL
+    tenant_win.close()
+    assert heat.subject is None and heat.outline_rects() == []
