@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="let the console run this long before rendering")
     sn.add_argument("--size", default="1920x1080", metavar="WxH")
     sn.add_argument("--font-scale", type=float, default=None)
+    # SUPPRESS: given after "snapshot" it counts, and "--presentation snapshot" is not undone.
+    sn.add_argument("--presentation", action="store_true", default=argparse.SUPPRESS,
+                    help="render the public-safe presentation mode")
     sn.add_argument("--timeout", type=float, default=30.0)
     lg = sub.add_parser("login", help="store an endpoint's token or password in the OS keyring")
     lg.add_argument("cluster")
@@ -252,8 +255,13 @@ def cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
             frame = engine.wait_frames(1, timeout=max(1.0, end - time.monotonic() + 5))
     from widgets.snapshot import render_snapshot
 
-    font_scale = args.font_scale or settings.ui.font_scale
-    out = render_snapshot(frame, args.out, size=size, font_scale=font_scale)
+    from widgets.app import screen_font_scale
+
+    # As the console would look full screen on a display of that size: text grows with it.
+    font_scale = screen_font_scale(size[1], args.font_scale or settings.ui.font_scale,
+                                   presentation=args.presentation)
+    out = render_snapshot(frame, args.out, size=size, font_scale=font_scale,
+                          presentation=args.presentation)
     print(f"wrote {out} ({size[0]}x{size[1]})")
     return EXIT_OK
 

@@ -42,6 +42,24 @@ def create_app(font_scale: float = 1.0, argv: list[str] | None = None) -> QAppli
     return app  # type: ignore[return-value]
 
 
+#: The screen height the dashboard's sizes are designed at.
+DESIGN_HEIGHT = 1080
+#: Presentation mode is read from across a room: larger than the desk's text at any size.
+PRESENTATION_SCALE = 1.4
+
+
+def screen_font_scale(height_px: int, base: float = 1.0, presentation: bool = False) -> float:
+    """The text size factor for a screen ``height_px`` logical pixels tall.
+
+    Sizes are designed for 1080 lines; a 4K wall without desktop scaling has twice as many, and
+    text left at its 1080 size is then half as tall from the same three metres. So the factor
+    grows with the height (never below ``base``, the operator's own setting), and presentation
+    mode starts from `PRESENTATION_SCALE`.
+    """
+    floor = max(base, PRESENTATION_SCALE) if presentation else base
+    return max(floor, floor * height_px / DESIGN_HEIGHT)
+
+
 def is_fleet(engine: Any) -> bool:
     """A `console.fleet.Fleet` (several clusters) rather than one engine: duck-typed, so tests
     can pass fakes of either."""
@@ -66,9 +84,11 @@ def run_gui(engine: Any, *, font_scale: float = 1.0, fullscreen: bool = False,
             font_scale = float(saved_scale)
         except (TypeError, ValueError):
             pass
-    if presentation:
-        font_scale = max(font_scale, 1.4)  # read from across a room
     app = create_app(font_scale)
+    if presentation:
+        screen = app.primaryScreen()
+        height = screen.size().height() if screen is not None else DESIGN_HEIGHT
+        _theme.apply(app, _theme.Theme(font_scale=screen_font_scale(height, font_scale, presentation=True)))
     fleet = is_fleet(engine)
     actions = None if (presentation or fleet) else getattr(engine, "actions", None)
     context = PanelContext(actions=actions, operator=_operator_name())

@@ -145,6 +145,9 @@ class CapacityPanel(Panel):
             ax.setTextPen(pg.mkPen(th.text_dim))
             ax.setPen(pg.mkPen(th.border))
         self.plot.getAxis("left").setWidth(th.px(78))  # room for "30000" beside the axis label
+        # Tick labels and the axis label one above the other, at any font scale (pyqtgraph's own
+        # height does not follow a large label font, and the two overlap on a wall).
+        self.plot.getAxis("bottom").setHeight(round(th.px(13) * 2.9) + 6)
         label_style = {"color": th.text_dim, "font-size": f"{th.px(13)}px"}
         self.plot.setLabel("bottom", local_zone_label(), **label_style)
         self.plot.setLabel("left", "petaflops", **label_style)

@@ -95,17 +95,23 @@ def plan_columns(n_racks: int, block_w: int, block_h: int, view_w: float, view_h
 
 
 def build_layout(topology: Topology, view_w: float = 1100.0, view_h: float = 560.0,
-                 label_text_px: float = 36.0, gap_code: int = 0, empty_code: int = 0) -> HeatmapLayout:
-    """Lay racks out in the grid that makes GPU cells largest in a view of that size."""
+                 label_text_px: float = 36.0, gap_code: int = 0, empty_code: int = 0,
+                 label_row_px: float = LABEL_PX) -> HeatmapLayout:
+    """Lay racks out in the grid that makes GPU cells largest in a view of that size.
+
+    ``label_row_px`` is the screen height kept above each row of racks for their labels: the
+    panel passes its label font's height, which grows with the font scale on a wall.
+    """
     gpn = max(1, topology.gpus_per_node)
     members = _rack_members(topology)
     n_racks = len(members)
     rows_per_rack = max(1, max((len(m) for m in members), default=1))
     block_w, block_h = gpn * CELL, rows_per_rack * CELL
-    cols, scale = plan_columns(n_racks, block_w, block_h, max(view_w, 50.0), max(view_h, 50.0))
+    cols, scale = plan_columns(n_racks, block_w, block_h, max(view_w, 50.0), max(view_h, 50.0),
+                               label_px=label_row_px)
     scale = max(scale, 1e-3)
     # A whole number of cells, so that every GPU patch starts on a multiple of CELL.
-    label_h = CELL * max(1, int(math.ceil(LABEL_PX / scale / CELL)))
+    label_h = CELL * max(1, int(math.ceil(label_row_px / scale / CELL)))
     gap = RACK_GAP_CELLS * CELL
     grid_rows = math.ceil(n_racks / cols)
     width = cols * block_w + (cols - 1) * gap

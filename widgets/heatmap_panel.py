@@ -529,7 +529,8 @@ class HeatmapPanel(Panel):
         label_px = metrics.horizontalAdvance(longest) + 12  # a label never touches the next one
         # Leave room on the right for the last label in a row to overhang its block.
         L = build_layout(topology, size[0] - 8 - label_px / 2, size[1] - 8, label_text_px=label_px,
-                         gap_code=CODE_GAP, empty_code=CODE_EMPTY)
+                         gap_code=CODE_GAP, empty_code=CODE_EMPTY,
+                         label_row_px=max(LABEL_PX, metrics.height() + 4))
         self.layout_info = L
         self._cell_image = L.background.copy()
         self._compact_image = np.empty(L.compact_index.shape, np.uint8)

@@ -207,17 +207,28 @@ class MainWindow(QMainWindow):
             self.tabifyDockWidget(d["tenants"], d["sources"])
             d["alerts"].raise_()
             d["tenants"].raise_()
+        # Designed at 1920x1080 and scaled to the window: on a 4K wall the same proportions, not
+        # the same pixels (a 150-pixel KPI row would leave the numbers a sliver of the screen);
+        # the KPI row follows the text size, which grows with the screen.
+        fx = max(self.width(), 1) / 1920.0
+        fy = max(self.height(), 1) / 1080.0
+        kpi = _theme.current().px(200 if self.presentation else 150)
+
+        def size(docks: list[str], px: list[int], f: float, o: Qt.Orientation) -> None:
+            self.resizeDocks([d[k] for k in docks], [round(v * f) for v in px], o)
+
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
         if self.presentation:
-            self.resizeDocks([d["kpi"]], [200], Qt.Orientation.Vertical)
-            self.resizeDocks([d["heatmap"], d["capacity"]], [1150, 770], Qt.Orientation.Horizontal)
+            # Only three docks: the KPI row alone in the list would be given all the height.
+            self.resizeDocks([d["kpi"], d["heatmap"]], [kpi, max(1, self.height() - kpi)], vertical)
+            size(["heatmap", "capacity"], [1150, 770], fx, horizontal)
         else:
-            self.resizeDocks([d["kpi"]], [150], Qt.Orientation.Vertical)
-            self.resizeDocks([d["heatmap"], d["capacity"]], [1080, 840], Qt.Orientation.Horizontal)
+            self.resizeDocks([d["kpi"]], [kpi], vertical)
+            size(["heatmap", "capacity"], [1080, 840], fx, horizontal)
             if "jobs" in d:
-                self.resizeDocks([d["heatmap"], d["jobs"]], [520, 380], Qt.Orientation.Vertical)
+                size(["heatmap", "jobs"], [520, 380], fy, vertical)
             if "alerts" in d:
-                self.resizeDocks([d["capacity"], d["alerts"], d["tenants"]], [320, 280, 300],
-                                 Qt.Orientation.Vertical)
+                size(["capacity", "alerts", "tenants"], [320, 280, 300], fy, vertical)
             self._size_fleet_dock()
 
     def _size_fleet_dock(self) -> None:

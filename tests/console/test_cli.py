@@ -145,3 +145,12 @@ def test_a_cluster_without_any_frame_counts_as_failing() -> None:
 
     assert no_frame_dict("lab", False, 30.0) == {"schema": 1, "cluster": "lab", "simulated": False,
                                                  "error": "no data within 30 s", "sources": []}
+
+
+def test_snapshot_takes_presentation_before_or_after_the_command() -> None:
+    from console.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["snapshot", "--out", "x.png", "--presentation"]).presentation is True
+    assert p.parse_args(["--presentation", "snapshot", "--out", "x.png"]).presentation is True
+    assert p.parse_args(["snapshot", "--out", "x.png"]).presentation is False

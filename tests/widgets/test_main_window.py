@@ -130,6 +130,32 @@ def test_presentation_mode_is_public_safe(qtbot, make_frame):
     assert win._drilldowns == {}
 
 
+def test_presentation_gives_the_map_and_plot_most_of_the_screen(qtbot, make_frame):
+    # Three docks only: the KPI row must stay a row (it once took four fifths of the height).
+    for size in ((1920, 1080), (3840, 2160)):
+        win = make_window(qtbot, presentation=True)
+        win.setFixedSize(*size)
+        win.show()
+        QApplication.sendPostedEvents()
+        win.show_frame(make_frame())
+        h = size[1]
+        assert win.docks["kpi"].height() < 0.25 * h
+        assert win.docks["heatmap"].height() > 0.6 * h
+        assert win.docks["capacity"].height() > 0.6 * h
+        win.close()
+
+
+def test_screen_font_scale_follows_the_screen_height():
+    from widgets.app import screen_font_scale
+
+    assert screen_font_scale(1080) == 1.0
+    assert screen_font_scale(2160) == 2.0
+    assert screen_font_scale(720) == 1.0  # never below the operator's own setting
+    assert screen_font_scale(1080, 1.2) == 1.2
+    assert screen_font_scale(1080, presentation=True) == 1.4
+    assert screen_font_scale(2160, presentation=True) == 2.8
+
+
 def test_tenant_request_opens_one_drilldown_per_tenant(qtbot, make_frame):
     win = make_window(qtbot)
     frame = make_frame()
