@@ -47,6 +47,13 @@ class PrometheusSettings(EndpointSettings):
     job_label: str = "hpc_job"
     exporter_job: str | None = None  # the scrape job of dcgm-exporter, for `up`
     metrics: Mapping[str, str] = field(default_factory=dict)  # console key -> metric name
+    #: Poll Prometheus' own alert states (/api/v1/alerts) for pending alerts, which
+    #: Alertmanager never sees (and firing ones too when no Alertmanager is configured).
+    alerts: bool = True
+    #: Hours of cluster history (delivered and installed PF) read back from Prometheus at
+    #: start-up and after an outage, so plots do not start empty; 0 = off. At most
+    #: ``history_hours`` (larger values are cut to it).
+    backfill_hours: float = 24.0
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,10 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
                     theme=ui_r.get("theme", str, "dark"))
     ui_r.done()
     history_hours = r.get("history_hours", float, 168.0)
+    clusters = tuple(  # no use reading back more history than the console keeps
+        replace(c, prometheus=replace(c.prometheus, backfill_hours=history_hours))
+        if c.prometheus is not None and c.prometheus.backfill_hours > history_hours else c
+        for c in clusters)
     r.done()
     if not clusters:
         raise ConfigError("no [[clusters]] configured")
@@ -267,7 +278,11 @@ def _cluster(r: _Reader) -> ClusterSettings:
                                   rack_label=pr.get("rack_label", str, None),
                                   job_label=pr.get("job_label", str, "hpc_job"),
                                   exporter_job=pr.get("exporter_job", str, None),
-                                  metrics={str(k): str(v) for k, v in metrics.items()})
+                                  metrics={str(k): str(v) for k, v in metrics.items()},
+                                  alerts=pr.get("alerts", bool, True),
+                                  backfill_hours=pr.get("backfill_hours", float, 24.0))
+        if prom.backfill_hours < 0:
+            raise ConfigError(f"{pr.path}.backfill_hours: 0 (off) or more")
         pr.done()
     if "alertmanager" in r.table:
         ar = _Reader(r.get("alertmanager", dict), f"{r.path}.alertmanager")

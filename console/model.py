@@ -400,7 +400,21 @@ class AlertsUpdate:
     warnings: tuple[str, ...] = ()
 
 
-Update = TelemetryUpdate | SchedulerUpdate | AlertsUpdate
+@dataclass(frozen=True, eq=False)
+class HistorySeed:
+    """Cluster series from before the console's own history began (or from a gap in it), read
+    back from a source that keeps history (Prometheus), so plots do not start empty.
+
+    ``series`` maps a `History.series` key ("delivered_pf", "installed_pf") to ``(t, values)``:
+    float64 epoch seconds (ascending) and float32 values, NaN where the source had no point.
+    The state writes a seed only where it has no sample of its own, never over one.
+    """
+
+    series: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    step_s: float = 60.0  # the grid the points were asked on (one-minute bucket centres)
+
+
+Update = TelemetryUpdate | SchedulerUpdate | AlertsUpdate | HistorySeed
 
 
 # ---------------------------------------------------------------------------------------------

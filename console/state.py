@@ -16,9 +16,10 @@ import numpy as np
 
 from console import health as health_mod
 from console.config import ClusterSettings, TenantSettings
-from console.history import TieredHistory
+from console.history import Ring, TieredHistory
 from console.model import (ACTIVE_JOB_STATES, AVAILABLE_NODE_STATES, Alert, AlertsUpdate,
-                           Anomaly, Cause, Frame, GpuFrame, Health, History, JobState, JobTable,
+                           Anomaly, Cause, Frame, GpuFrame, Health, History, HistorySeed,
+                           JobState, JobTable,
                            Kpis, NodeState, NodeTable, SchedulerUpdate, Severity, Silence,
                            SourceState, SourceStatus, TelemetryUpdate, TenantTable, Topology,
                            TELEMETRY_METRICS)
@@ -85,6 +86,8 @@ class ClusterState:
         self._nodes_aligned = self._align_nodes()
         self._jobs = JobTable.empty()
         self._alerts: dict[str, AlertsUpdate] = {}
+        self._merged_cache: tuple[tuple[AlertsUpdate, ...],
+                                  tuple[tuple[Alert, ...], tuple[Silence, ...]]] = ((), ((), ()))
         self._data_time: dict[str, float | None] = {k: None for k in KINDS}
         self._data_now = 0.0
         # Tenants: configured first, then the ones the simulator describes, then discovered.
@@ -102,6 +105,8 @@ class ClusterState:
                                         coarse_capacity=coarse)
         self._tenant_gpus = TieredHistory(len(self._tenants), raw_capacity=history_raw_points,
                                           coarse_capacity=coarse)
+        # History rows built before any source delivered data (first, last): zeros, not data.
+        self._pre_data: tuple[float, float] | None = None
         self.anomalies: tuple[Anomaly, ...] = ()
         self.causes: tuple[Cause, ...] = ()
         self.detector_error: str | None = None
@@ -138,6 +143,8 @@ class ClusterState:
             elif isinstance(u, AlertsUpdate):
                 self._alerts[result.source] = u
                 self._data_time["alerts"] = result.fetched_at
+            elif isinstance(u, HistorySeed):
+                self.seed_history(u, result.fetched_at)
             self._data_now = max(self._data_now, float(getattr(u, "time", 0.0)))
         tr.warnings = tuple(dict.fromkeys(warnings))
         return True
@@ -191,6 +198,42 @@ class ClusterState:
                     self._tenants.append(TenantSettings(
                         account=acc, display=acc, kind="other",
                         price_per_gpu_hour=self.cluster.default_price_per_gpu_hour))
+
+    def seed_history(self, seed: HistorySeed, now: float) -> None:
+        """Write history a source read back (e.g. from Prometheus) where there is none of our own.
+
+        A seed row is kept only in a one-minute bucket holding no row yet and older than the
+        bucket of the newest data (where the next own row goes), so it never overwrites or
+        reorders samples; unseeded series stay NaN there. Rows built before any source delivered
+        data are all zeros, not measurements: they are dropped in favour of the seed.
+        """
+        step = self._history.coarse_step_s
+        times = [np.asarray(t, np.float64) for t, _ in seed.series.values()]
+        if not times:
+            return
+        st = np.unique(np.concatenate(times))
+        old_t, _ = self._history.window()
+        keep = np.ones(len(old_t), bool)
+        if self._pre_data is not None:
+            keep = (old_t < self._pre_data[0]) | (old_t > self._pre_data[1])
+        old_b = np.floor(old_t[keep] / step)
+        limit = np.floor((self._data_now or now) / step)  # the next own row's bucket at the earliest
+        sb = np.floor(st / step)
+        ok = ~np.isin(sb, old_b) & (sb < limit)
+        if not ok.any():
+            return
+        st = st[ok]
+        rows = np.full((len(st), len(SERIES)), np.nan, np.float32)
+        for key, (t, v) in seed.series.items():
+            if key in SERIES:
+                t = np.asarray(t, np.float64)
+                pos = np.searchsorted(st, t)
+                hit = (pos < len(st)) & (st[np.minimum(pos, len(st) - 1)] == t)
+                rows[pos[hit], SERIES.index(key)] = np.asarray(v, np.float32)[hit]
+        self._history = _reseeded(self._history, keep, st, rows)
+        self._tenant_pf = _reseeded(self._tenant_pf, keep, st, None)
+        self._tenant_gpus = _reseeded(self._tenant_gpus, keep, st, None)
+        self._pre_data = None
 
     # ------------------------------------------------------------------ topology
 
@@ -379,6 +422,8 @@ class ClusterState:
              kpis.busy_pf, kpis.jobs_running, kpis.jobs_pending], np.float32))
         self._tenant_pf.append(data_t, tenants.delivered_pf)
         self._tenant_gpus.append(data_t, tenants.gpus_in_use.astype(np.float32))
+        if not self._data_now:
+            self._pre_data = (self._pre_data or (data_t, data_t))[0], data_t
         ht, hv = self._history.window()
         _, tpf = self._tenant_pf.window()
         _, tg = self._tenant_gpus.window()
@@ -458,14 +503,29 @@ class ClusterState:
             cost_per_hour=cost.astype(np.float32), subsidy_per_hour=(cost * subsidy).astype(np.float32))
 
     def _merged_alerts(self) -> tuple[tuple[Alert, ...], tuple[Silence, ...]]:
+        # Frames are built every second, alert sources answer every 10-15 s: merge only when an
+        # update changed (tens of ms at 30,000 pending alerts). Updates are immutable; the cache
+        # holds the very objects it was built from and compares them by identity.
+        updates = tuple(self._alerts.values())
+        cached_from, merged = self._merged_cache
+        if len(cached_from) == len(updates) and all(a is b for a, b in zip(cached_from, updates)):
+            return merged
+        merged = self._merge_alerts()
+        self._merged_cache = (updates, merged)
+        return merged
+
+    def _merge_alerts(self) -> tuple[tuple[Alert, ...], tuple[Silence, ...]]:
         seen: dict[str, Alert] = {}
         silences: dict[str, Silence] = {}
         for upd in self._alerts.values():
             for a in upd.alerts:
-                seen.setdefault(a.fingerprint, a)
+                old = seen.setdefault(a.fingerprint, a)
+                if old.state == "pending" and a.state != "pending":
+                    seen[a.fingerprint] = a  # Alertmanager's copy of an alert that has fired
             for s in upd.silences:
                 silences.setdefault(s.id, s)
-        alerts = sorted(seen.values(), key=lambda a: (a.severity, -a.starts_at, a.name))
+        alerts = sorted(_drop_covered_pending(list(seen.values())),
+                        key=lambda a: (a.severity, -a.starts_at, a.name))
         return tuple(alerts), tuple(silences.values())
 
     def _stale_after(self) -> dict[str, float]:
@@ -497,6 +557,88 @@ class ClusterState:
                                     latency_s=t.latency_s, error=t.error, error_kind=t.error_kind,
                                     consecutive_failures=t.failures, detail=detail))
         return tuple(out)
+
+
+def _drop_covered_pending(alerts: list[Alert]) -> list[Alert]:
+    """Drop a pending alert (from Prometheus) that another source lists as firing, silenced or
+    inhibited: same name, and that alert's labels include all of the pending one's.
+
+    Why "include" rather than equal: Alertmanager's copy carries Prometheus' external labels
+    (``cluster=...``) on top, so its fingerprint differs. Between the poll of Prometheus that
+    still saw the alert pending and its next poll, Alertmanager may already list it as fired.
+    One dict lookup per pending alert (labels projected per distinct name and label-name set),
+    as a site can have thousands pending (an idle rule per GPU).
+    """
+    pending = [a for a in alerts if a.state == "pending" and a.labels]
+    if not pending:
+        return alerts
+    others: dict[str, list[Alert]] = {}
+    for a in alerts:
+        if a.state != "pending":
+            others.setdefault(a.name, []).append(a)
+    projections: dict[tuple[str, tuple[str, ...]], set[tuple[str | None, ...]]] = {}
+    covered: set[int] = set()
+    for p in pending:
+        candidates = others.get(p.name)
+        if not candidates:
+            continue
+        keys = tuple(sorted(p.labels))
+        proj = projections.get((p.name, keys))
+        if proj is None:
+            proj = projections[(p.name, keys)] = {tuple(c.labels.get(k) for k in keys)
+                                                  for c in candidates}
+        if tuple(p.labels[k] for k in keys) in proj:
+            covered.add(id(p))
+    return [a for a in alerts if id(a) not in covered] if covered else alerts
+
+
+def _reseeded(hist: TieredHistory, keep: np.ndarray, seed_t: np.ndarray,
+              seed_rows: np.ndarray | None) -> TieredHistory:
+    """A new history holding ``hist``'s kept rows and the seed rows, in time order.
+
+    Rebuilt rather than edited in place so both tiers stay consistent by construction: every
+    complete bucket's mean is computed at once with numpy (a seed row alone in its bucket is
+    its own mean; past the raw window the old rows already are one-minute means, one per
+    bucket, and come out unchanged), and the rows of the newest bucket go through
+    `TieredHistory.append` so that its running mean carries on as if nothing happened.
+    """
+    t, v = hist.window()
+    t, v = t[keep], v[keep]
+    width = v.shape[1]
+    rows = np.full((len(seed_t), width), np.nan, np.float32) if seed_rows is None else seed_rows
+    if rows.shape[1] < width:
+        rows = np.pad(rows, ((0, 0), (0, width - rows.shape[1])), constant_values=np.nan)
+    all_t = np.concatenate([t, seed_t])
+    order = np.argsort(all_t, kind="stable")
+    all_t, all_v = all_t[order], np.concatenate([v, rows[:, :width]])[order]
+    step = hist.coarse_step_s
+    out = TieredHistory(width, raw_capacity=hist.raw.capacity, coarse_capacity=hist.coarse.capacity,
+                        coarse_step_s=step)
+    buckets = np.floor(all_t / step)
+    split = int(np.searchsorted(buckets, buckets[-1])) if len(buckets) else 0
+    if split:
+        ub, inv = np.unique(buckets[:split], return_inverse=True)
+        ok = np.isfinite(all_v[:split])
+        sums = np.zeros((len(ub), width))
+        counts = np.zeros((len(ub), width))
+        np.add.at(sums, inv, np.where(ok, all_v[:split], 0.0))
+        np.add.at(counts, inv, ok)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan).astype(np.float32)
+        _fill(out.coarse, ub * step + step / 2, means)
+        _fill(out.raw, all_t[:split], all_v[:split])
+    for i in range(split, len(all_t)):
+        out.append(float(all_t[i]), all_v[i])
+    return out
+
+
+def _fill(ring: Ring, t: np.ndarray, v: np.ndarray) -> None:
+    """Load an empty ring with time-ordered rows, keeping the newest ``capacity``."""
+    t, v = t[-ring.capacity:], v[-ring.capacity:]
+    ring.t[: len(t)] = t
+    ring.v[: len(t), :] = v
+    ring.n = len(t)
+    ring.head = len(t) % ring.capacity
 
 
 def _fit(values: np.ndarray, width: int) -> np.ndarray:

@@ -24,8 +24,8 @@ import math
 import re
 import time as _time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from console.model import TELEMETRY_METRICS, TelemetryUpdate, Update
 from console.sources.base import ErrorKind, SourceError
 from console.sources.http import (NOT_MODIFIED, HttpClient, Reply, gc_paused, server_error_text,
                                   strip_port)
+
+if TYPE_CHECKING:
+    from console.sources.prometheus_history import HistoryBackfill
 
 # ---------------------------------------------------------------------------------------------
 # Client
@@ -63,6 +66,11 @@ def _prom_error_mapper(reply: Reply, host: str) -> SourceError | None:
                            status=reply.status, retry_after_s=reply.retry_after_s)
     return SourceError(ErrorKind.QUERY, f"query rejected by {host} ({etype or reply.status}): "
                        f"{words}", status=reply.status)
+
+
+def _duration(seconds: float) -> str:
+    """A Prometheus duration in whole milliseconds: 2.x refuses fractions such as "1.25s"."""
+    return f"{max(1, round(seconds * 1000))}ms"
 
 
 class PrometheusClient:
@@ -124,13 +132,22 @@ class PrometheusClient:
         if time is not None:
             params["time"] = f"{time:.3f}"
         if timeout_s is not None:
-            params["timeout"] = f"{timeout_s:g}s"
+            params["timeout"] = _duration(timeout_s)
         return self._query_data("api/v1/query", params)
 
-    def query_range(self, expr: str, start: float, end: float, step: float) -> QueryResult:
-        """Range query (``/api/v1/query_range``); step in seconds."""
-        return self._query_data("api/v1/query_range", {
-            "query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})
+    def query_range(self, expr: str, start: float, end: float, step: float,
+                    timeout_s: float | None = None) -> QueryResult:
+        """Range query (``/api/v1/query_range``); step in seconds. ``timeout_s`` also asks the
+        server to give up, so an abandoned heavy query does not keep running there."""
+        params: dict[str, Any] = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                                  "step": f"{step:g}"}
+        if timeout_s is not None:
+            params["timeout"] = _duration(timeout_s)
+        return self._query_data("api/v1/query_range", params)
+
+    def alerts(self) -> tuple[Any, tuple[str, ...]]:
+        """``/api/v1/alerts``: the data (``{"alerts": [...]}``) and the server's warnings."""
+        return self._data("api/v1/alerts")
 
     def query_scalar(self, expr: str, time: float | None = None) -> float | None:
         """A single number, whether the server answers a scalar (Prometheus) or a one-element
@@ -348,6 +365,12 @@ class PrometheusTelemetrySource:
         self.boost_clock_mhz = dict(boost_clock_mhz or {})
         self._instance_host: dict[str, str] = dict(instance_map or {})
         self._looked_back: frozenset[str] = frozenset()
+        #: History backfill (off until `configure_backfill`); models seen, for its peaks.
+        self.backfill: HistoryBackfill | None = None
+        self._models_seen: set[str] = set()
+        self._precision = "bf16_dense"
+        self._peak_overrides: dict[str, float] = {}
+        self._default_model = ""
 
     def __repr__(self) -> str:
         return f"PrometheusTelemetrySource({self.name!r}, {self.client!r})"
@@ -475,9 +498,13 @@ class PrometheusTelemetrySource:
 
     def fetch(self, now: float | None = None) -> list[Update]:
         """One instant query per metric plus ``up``; raises `SourceError` on failure or when
-        Prometheus has no GPU series and no exporter targets at all."""
+        Prometheus has no GPU series and no exporter targets at all. With a backfill
+        configured, a successful poll may also carry a `HistorySeed` (after the live update)."""
         with gc_paused():  # ~360,000 series per poll at 4,096 nodes: no GC passes meanwhile
-            return self._fetch(now)
+            updates = self._fetch(now)
+        if self.backfill is None:
+            return updates
+        return self._with_backfill(updates)
 
     def _fetch(self, now: float | None) -> list[Update]:
         t = _time.time() if now is None else now
@@ -494,6 +521,7 @@ class PrometheusTelemetrySource:
                 raise SourceError(ErrorKind.BAD_PAYLOAD, f"query for {key} ({expr}) gave a "
                                   f"{r.result_type}, expected a vector of per-GPU series")
             collected[key] = self._collect(r.result, models, racks, host_codes)
+            self._models_seen.update(models.values())
             del r  # free the parsed answer before the next one arrives
             if not collected[key].values.size and key not in OPTIONAL_KEYS:
                 warnings.append(f"no series for {expr}")
@@ -538,14 +566,14 @@ class PrometheusTelemetrySource:
 
     # -----------------------------------------------------------------------------------------
 
-    def history(self, start: float, end: float, step: float,
-                expr: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def history(self, start: float, end: float, step: float, expr: str | None = None,
+                timeout_s: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Cluster delivered PF (or ``expr``) over time, aggregated on the server.
 
         Returns (t float64 epoch seconds, values float32), NaN where the server had no point.
         """
         q = expr or cluster_delivered_pf_query(self.peak_tflops, self.metrics, self.boost_clock_mhz)
-        r = self.client.query_range(q, start, end, step)
+        r = self.client.query_range(q, start, end, step, timeout_s=timeout_s)
         n = int(math.floor((end - start) / step)) + 1 if end >= start else 0
         t = start + np.arange(n, dtype=np.float64) * step
         v = np.full(n, np.nan, dtype=np.float32)
@@ -560,3 +588,57 @@ class PrometheusTelemetrySource:
                 ok = (idx >= 0) & (idx < n)
                 v[idx[ok]] = vs[ok]
         return t, v
+
+    def configure_backfill(self, hours: float, *, precision: str = "bf16_dense",
+                           peaks: Mapping[str, float] | None = None, default_model: str = "",
+                           step_s: float = 60.0, chunk_points: int = 360) -> None:
+        """Read back ``hours`` of cluster history on the first successful poll (and after an
+        outage of more than five minutes); ``hours`` <= 0 switches it off.
+
+        ``precision``, ``peaks`` (model substring -> TFLOPS) and ``default_model`` (for GPUs
+        without a model label) are the cluster's settings, so the figures match the state's.
+        """
+        from console.sources.prometheus_history import HistoryBackfill
+
+        if hours <= 0:
+            self.backfill = None
+            return
+        self._precision = precision
+        self._peak_overrides = dict(peaks or {})
+        self._default_model = default_model
+        # A poll must end within the poller's deadline (twice the interval): the live queries,
+        # then chunks for at most half an interval, each query given up by the server after a
+        # quarter (a chunk is two queries).
+        self.backfill = HistoryBackfill(
+            hours, step_s=step_s, chunk_points=chunk_points, budget_s=0.5 * self.interval_s,
+            gap_s=max(300.0, 3.0 * self.interval_s),
+            timeout_s=max(1.0, min(self.client.http.timeout[1], 0.25 * self.interval_s)))
+
+    def _history_queries(self) -> dict[str, str]:
+        from console.peaks import boost_clock_mhz, peak_tflops
+        from console.sources.prometheus_history import cluster_history_queries
+
+        if not self._models_seen:
+            return {}
+        models = {}
+        for name in sorted(self._models_seen):
+            model = name or self._default_model
+            models[name] = (peak_tflops(model, self._precision, self._peak_overrides),
+                            boost_clock_mhz(model))
+        return cluster_history_queries(models, self.metrics)
+
+    def _with_backfill(self, updates: list[Update]) -> list[Update]:
+        assert self.backfill is not None
+        tel = updates[0]
+        assert isinstance(tel, TelemetryUpdate)
+        self.backfill.note_success(tel.time)
+        timeout = self.backfill.timeout_s
+        seed, warnings = self.backfill.poll(
+            self._history_queries,
+            lambda q, lo, hi, step: self.history(lo, hi, step, expr=q, timeout_s=timeout))
+        out: list[Update] = list(updates)
+        if warnings:
+            out[0] = replace(tel, warnings=tuple(dict.fromkeys((*tel.warnings, *warnings))))
+        if seed is not None:
+            out.append(seed)
+        return out

@@ -22,11 +22,17 @@ from .live import STACK_SCRIPT, Stack, is_running
 EXIT_UNAVAILABLE = 3  # scripts/stack.py: "the stack cannot run here"
 
 
+#: Tests that need the stack's Prometheus to have scraped for a few minutes: run last, so their
+#: wait overlaps the rest of the suite instead of adding to it.
+RUN_LAST = ("test_history_backfill_live.py",)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: Path(str(item.fspath)).name in RUN_LAST)  # stable: order kept
 
 
 def skip_or_fail(reason: str) -> None:

@@ -51,7 +51,7 @@ def test_status_matches_slurm_and_alertmanager(stack: Stack, config_file: Path) 
 
     d = wait_until("a firing alert visible in status", ready, timeout_s=90, step_s=2)
     assert {s["name"]: s["state"] for s in d["sources"]} == {
-        "prometheus": "ok", "alertmanager": "ok", "slurm": "ok"}
+        "prometheus": "ok", "prometheus-alerts": "ok", "alertmanager": "ok", "slurm": "ok"}
     states = squeue_states(stack)
     assert d["jobs_running"] == states.count("RUNNING")
     assert d["jobs_pending"] == states.count("PENDING")
