@@ -51,7 +51,12 @@ ANOMALY_WORDS = {
 
 COL_SEVERITY, COL_ALERT, COL_WHERE, COL_STATE, COL_AGE, COL_SOURCE = range(6)
 HEADERS = ("Severity", "Alert", "Where", "State", "Age", "Source")
+#: Widths at 14 px text on 1920x1080; `widgets.tables.ColumnSizer` scales them.
 COLUMN_WIDTHS = (130, 300, 210, 90, 80, 170)
+#: The alert's name and summary elide first; where, state and age always show whole.
+FREE_TEXT_COLUMNS = frozenset({COL_ALERT})
+COLUMN_SAMPLES = {COL_SEVERITY: "\u25b2 critical", COL_WHERE: "n0017 GPU 0",
+                  COL_STATE: "inhibited", COL_AGE: "23 h 59 min", COL_SOURCE: "detected by console"}
 KEY_ROLE = int(Qt.ItemDataRole.UserRole) + 1
 
 

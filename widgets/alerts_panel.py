@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QRect, QSize, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
-    QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMessageBox, QPushButton, QSplitter,
+    QHBoxLayout, QHeaderView, QLabel, QLayout, QLayoutItem, QLineEdit, QMessageBox, QPushButton,
+    QSplitter,
     QTableWidget, QTableWidgetItem, QTabWidget, QTextBrowser, QTreeView, QVBoxLayout, QWidget,
 )
 
@@ -27,16 +28,20 @@ from console.actions import ActionResult, ack_matchers, format_matchers
 from console.model import Frame, Severity, Silence
 from widgets import theme as theme_mod
 from widgets.alerts_model import (
-    COLUMN_WIDTHS, GROUP_MODE_LABELS, GROUP_MODES, AlertRow, AlertsTreeModel,
+    COLUMN_SAMPLES, COLUMN_WIDTHS, FREE_TEXT_COLUMNS, GROUP_MODE_LABELS, GROUP_MODES, AlertRow,
+    AlertsTreeModel,
 )
 from widgets.formatting import fmt_duration
 from widgets.panel import Panel, PanelContext
 from widgets.silence_dialog import SilenceDialog
+from widgets.tables import ColumnSizer
 from widgets.theme import SEVERITY_WORDS, PanelHeader
 
 ACK_DURATIONS = (("15 minutes", 900), ("1 hour", 3600), ("4 hours", 14400),
                  ("12 hours", 43200), ("24 hours", 86400))
 NO_ACTIONS = "actions are not available in this mode (read-only)"
+#: Silences table widths at 14 px text (state, matchers, created by, comment, ends in).
+SILENCE_COLUMN_WIDTHS = (150, 380, 110, 320, 90)
 
 
 class ActionRelay(QObject):
@@ -67,7 +72,7 @@ class AckDialog(QDialog):
     def __init__(self, row: AlertRow, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Acknowledge alert")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(theme_mod.current().px(560))
         assert row.alert is not None
         where = f" on {row.where}" if row.where else ""
         text = QLabel(f"<b>{html.escape(row.name)}</b>{html.escape(where)}<br>"
@@ -93,6 +98,70 @@ class AckDialog(QDialog):
         lay.addWidget(text)
         lay.addLayout(form)
         lay.addWidget(buttons)
+
+
+class FlowLayout(QLayout):
+    """Widgets left to right, wrapping onto the next line when the width runs out.
+
+    The link buttons ("Node n0001", "Tenant hku"...) grow with the text; in one row they were
+    squeezed until their words were cut, in the half-width pane at any font scale.
+    """
+
+    def __init__(self, parent: QWidget | None = None, spacing: int = 6) -> None:
+        super().__init__(parent)
+        self._items: list[QLayoutItem] = []
+        self._gap = spacing
+        self.setContentsMargins(0, 0, 0, 0)
+
+    def addItem(self, item: QLayoutItem) -> None:  # noqa: N802 - Qt override
+        self._items.append(item)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def itemAt(self, index: int) -> QLayoutItem | None:  # noqa: N802 - Qt override
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def takeAt(self, index: int) -> QLayoutItem | None:  # noqa: N802 - Qt override
+        return self._items.pop(index) if 0 <= index < len(self._items) else None
+
+    def expandingDirections(self) -> Qt.Orientation:  # noqa: N802 - Qt override
+        return Qt.Orientation(0)
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
+        return self._arrange(QRect(0, 0, width, 0), move=False)
+
+    def setGeometry(self, rect: QRect) -> None:  # noqa: N802 - Qt override
+        super().setGeometry(rect)
+        self._arrange(rect, move=True)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return self.minimumSize()
+
+    def minimumSize(self) -> QSize:  # noqa: N802 - Qt override
+        size = QSize()
+        for item in self._items:
+            if not item.isEmpty():
+                size = size.expandedTo(item.minimumSize())
+        return size
+
+    def _arrange(self, rect: QRect, move: bool) -> int:
+        """Place (or only measure) the visible items; returns the height they take."""
+        x, y, line = rect.x(), rect.y(), 0
+        for item in self._items:
+            if item.isEmpty():
+                continue
+            hint = item.sizeHint()
+            if x > rect.x() and x + hint.width() > rect.right() + 1:
+                x, y, line = rect.x(), y + line + self._gap, 0
+            if move:
+                item.setGeometry(QRect(QPoint(x, y), hint))
+            x += hint.width() + self._gap
+            line = max(line, hint.height())
+        return y + line - rect.y()
 
 
 def _ask_ack(parent: QWidget, row: AlertRow) -> tuple[str, float] | None:
@@ -141,8 +210,9 @@ class AlertsPanel(Panel):
         self.filter_edit.setClearButtonEnabled(True)
         self.hide_muted = QCheckBox("Hide silenced and inhibited", self)
         th = theme_mod.current()
+        box = th.px(14)  # grows with the text on a wall
         self.hide_muted.setStyleSheet(  # the indicator must show on the dark surface
-            f"QCheckBox::indicator {{ width: 14px; height: 14px; border: 1px solid {th.text_dim};"
+            f"QCheckBox::indicator {{ width: {box}px; height: {box}px; border: 1px solid {th.text_dim};"
             f" background: {th.surface_alt}; }}"
             f"QCheckBox::indicator:checked {{ background: {th.accent}; }}")
         self.held_label = QLabel("", self)
@@ -158,8 +228,8 @@ class AlertsPanel(Panel):
         self.tree.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.tree.header().setStretchLastSection(True)
         self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, width in enumerate(COLUMN_WIDTHS):
-            self.tree.setColumnWidth(col, width)
+        self.column_sizer = ColumnSizer(self.tree, COLUMN_WIDTHS, free_text=FREE_TEXT_COLUMNS,
+                                        samples=COLUMN_SAMPLES)
 
         self.silences_table = QTableWidget(0, 5, self)
         self.silences_table.setHorizontalHeaderLabels(
@@ -169,8 +239,10 @@ class AlertsPanel(Panel):
         self.silences_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.silences_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.silences_table.horizontalHeader().setStretchLastSection(True)
-        for col, width in enumerate((150, 380, 110, 320, 90)):
-            self.silences_table.setColumnWidth(col, width)
+        self.silences_sizer = ColumnSizer(self.silences_table, SILENCE_COLUMN_WIDTHS,
+                                          free_text={1, 2, 3},
+                                          samples={0: "pending \u00b7 acknowledgement",
+                                                   4: "23 h 59 min"})
 
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.tree, "Alerts")
@@ -180,14 +252,13 @@ class AlertsPanel(Panel):
         self.details.setObjectName("AlertDetails")
         self.details.setOpenLinks(False)
         self.link_buttons: dict[str, QPushButton] = {}
-        links = QHBoxLayout()
+        links = FlowLayout(spacing=6)  # wraps: five links never fit a narrow pane at any scale
         for key in ("node", "gpu", "job", "tenant", "rack"):
             b = QPushButton(key, self)
             b.setVisible(False)
             b.clicked.connect(lambda _=False, k=key: self.open_link(k))
             self.link_buttons[key] = b
             links.addWidget(b)
-        links.addStretch(1)
         self.ack_button = QPushButton("Acknowledge\u2026", self)
         self.silence_button = QPushButton("Silence\u2026", self)
         self.expire_button = QPushButton("Expire silence", self)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from widgets.tables import ReadOnlyTableModel, setup_row_table
+from widgets.tables import ColumnSizer, ReadOnlyTableModel, setup_row_table
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QKeyEvent
 from PySide6.QtWidgets import QAbstractItemView, QSizePolicy, QTableView, QVBoxLayout, QWidget
@@ -35,6 +35,7 @@ CLUSTER_ROLE = int(Qt.ItemDataRole.UserRole) + 3
 COL_CLUSTER, COL_DELIVERED, COL_GPUS, COL_JOBS, COL_ALERTS, COL_AGE, COL_SOURCES = range(7)
 HEADERS = ("Cluster", "Delivered of installed", "GPUs healthy", "Jobs", "Alerts firing",
            "Data age", "Sources")
+#: Widths at 14 px text on 1920x1080; `ColumnSizer` scales them (the cluster name gives way).
 COLUMN_WIDTHS = (290, 340, 130, 220, 250, 130)
 #: Rows shown without scrolling; a bigger fleet scrolls inside the panel.
 MAX_VISIBLE_ROWS = 8
@@ -255,6 +256,7 @@ class FleetPanel(Panel):
         hh.setStretchLastSection(True)  # the sources column takes the rest: errors are long
         self._scale = 0.0
         self._n_rows = 1
+        self.column_sizer = ColumnSizer(self.table, COLUMN_WIDTHS, free_text={COL_CLUSTER})
         self._apply_scale()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 4)
@@ -281,8 +283,7 @@ class FleetPanel(Panel):
         th = _theme.current()
         self._scale = th.font_scale
         self.table.verticalHeader().setDefaultSectionSize(th.px(26))
-        for col, width in enumerate(COLUMN_WIDTHS):
-            self.table.setColumnWidth(col, round(width * th.font_scale))
+        self.column_sizer.apply()
         self._fit_height()
 
     def _fit_height(self) -> None:

@@ -23,11 +23,14 @@ from console.model import Cause, Frame
 from widgets import theme as theme_mod
 from widgets.formatting import fmt_duration, fmt_int, plural
 from widgets.panel import Panel, PanelContext
+from widgets.tables import ColumnSizer
 from widgets.theme import SEVERITY_WORDS, PanelHeader
 
 MAX_CAUSES = 20
 HEADERS = ("Confidence", "Severity", "Probable cause", "Blast radius")
+#: Widths at 14 px text on 1920x1080; `ColumnSizer` scales them (the cause's words give way).
 COLUMN_WIDTHS = (100, 100, 520, 260)
+COLUMN_SAMPLES = {0: "100 %", 1: "critical"}
 
 
 def blast_radius(c: Cause) -> str:
@@ -74,8 +77,8 @@ class IncidentsPanel(Panel):
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.header().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.list.header().setStretchLastSection(True)
-        for col, width in enumerate(COLUMN_WIDTHS):
-            self.list.setColumnWidth(col, width)
+        self.column_sizer = ColumnSizer(self.list, COLUMN_WIDTHS, free_text={2, 3},
+                                        samples=COLUMN_SAMPLES)
         self.empty_label = QLabel("No incident hypotheses: nothing unusual detected.", self)
         self.empty_label.setObjectName("KpiCaption")
         self.details = QTextBrowser(self)

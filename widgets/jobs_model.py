@@ -40,8 +40,14 @@ COL_ID, COL_NAME, COL_USER, COL_TENANT, COL_PARTITION, COL_STATE, COL_GPUS, COL_
     COL_TIME, COL_REASON = range(10)
 HEADERS = ("Job", "Name", "User", "Tenant", "Partition", "State", "GPUs", "Nodes",
            "Wait / run", "Pending reason")
-#: Fixed widths in pixels at 14 px text (resizeColumnsToContents costs 173 ms at 50k rows).
+#: Fixed widths in pixels at 14 px text (resizeColumnsToContents costs 173 ms at 50k rows);
+#: `widgets.tables.ColumnSizer` scales them with the font.
 COLUMN_WIDTHS = (96, 170, 100, 210, 104, 92, 64, 170, 110, 290)
+#: Names and reasons: these elide first when a larger font meets a narrow dock.
+FREE_TEXT_COLUMNS = frozenset({COL_NAME, COL_USER, COL_TENANT, COL_REASON})
+#: Typical widest values of the other columns (sized so these show whole at any font scale).
+COLUMN_SAMPLES = {COL_ID: "1000000", COL_GPUS: "1,024", COL_TIME: "23 h 59 min",
+                  COL_STATE: "pending"}
 _NUMERIC = frozenset({COL_ID, COL_GPUS, COL_TIME})
 
 STATE_FILTERS = ("all", "running", "pending")

@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (
 from console.model import Frame
 from widgets.formatting import fmt_int
 from widgets.jobs_model import (COL_GPUS, COL_ID, COL_NAME, COL_NODES, COL_PARTITION, COL_REASON,
-                                COL_STATE, COL_TENANT, COL_TIME, COL_USER, COLUMN_WIDTHS,
-                                JobsTableModel)
-from widgets.tables import setup_row_table
+                                COL_STATE, COL_TENANT, COL_TIME, COL_USER, COLUMN_SAMPLES,
+                                COLUMN_WIDTHS, FREE_TEXT_COLUMNS, JobsTableModel)
+from widgets.tables import ColumnSizer, setup_row_table
 from widgets.panel import Panel, PanelContext
 from widgets.theme import PanelHeader
 
@@ -43,8 +43,8 @@ class JobsTableView(QTableView):
         hh = self.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(True)
-        for col, width in enumerate(COLUMN_WIDTHS):
-            self.setColumnWidth(col, width)
+        self.column_sizer = ColumnSizer(self, COLUMN_WIDTHS, free_text=FREE_TEXT_COLUMNS,
+                                        samples=COLUMN_SAMPLES)
         # What a queue reader needs first stays on screen in a half-width dock: who, what state,
         # how many GPUs, how long, and why it waits. Visual order only; the model is unchanged.
         for visual, col in enumerate(VISUAL_ORDER):

@@ -15,10 +15,13 @@ from console.model import Frame, Severity, SourceState, SourceStatus
 from widgets import theme as _theme
 from widgets.formatting import fmt_duration, fmt_latency, plural
 from widgets.panel import Panel, PanelContext
+from widgets.tables import ColumnSizer
 from widgets.theme import SOURCE_STATE_WORDS, PanelHeader, source_state_colour
 
 COLUMNS = ("Source", "Data", "State", "Data age", "Latency", "Error or detail")
+#: Widths at 14 px text on 1920x1080 (the error column takes the rest); `ColumnSizer` scales them.
 COLUMN_WIDTHS = (150, 110, 120, 130, 90)
+COLUMN_SAMPLES = {1: "telemetry", 2: "\u2716 failing", 3: "59 min old", 4: "1,234 ms"}
 KIND_WORDS = {"telemetry": "telemetry", "scheduler": "scheduler", "alerts": "alerts",
               "simulator": "simulator"}
 
@@ -90,10 +93,10 @@ class SourcesPanel(Panel):
         self.table.setWordWrap(False)
         hdr = self.table.horizontalHeader()
         # Fixed widths, never resizeColumnsToContents (PERF.md); the error column takes the rest.
-        for i, w in enumerate(COLUMN_WIDTHS):
-            self.table.setColumnWidth(i, _theme.current().px(w))
         hdr.setStretchLastSection(True)
         hdr.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.column_sizer = ColumnSizer(self.table, COLUMN_WIDTHS, free_text={0},
+                                        samples=COLUMN_SAMPLES)
         lay.addWidget(self.table, 1)
         self._names: tuple[str, ...] = ()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from widgets.tables import ReadOnlyTableModel, setup_row_table
+from widgets.tables import ColumnSizer, ReadOnlyTableModel, setup_row_table
 from PySide6.QtCore import (
     QEvent, QModelIndex, QObject, QPersistentModelIndex, Qt, Slot,
 )
@@ -32,7 +32,11 @@ COL_NAME, COL_KIND, COL_GPUS, COL_SHARE, COL_PF, COL_EFF, COL_RUN, COL_PEND, COL
     COL_SUBSIDY, COL_COST = range(11)
 HEADERS = ("Tenant", "Kind", "GPUs in use", "Share", "Delivered", "Efficiency", "Running",
            "Pending", "GPUs pending", "Subsidy", "Cost / hour")
+#: Widths at 14 px text on 1920x1080; `ColumnSizer` scales them (name and kind give way).
 COLUMN_WIDTHS = (300, 150, 128, 84, 108, 112, 96, 96, 140, 94, 120)
+COLUMN_SAMPLES = {COL_GPUS: "1,024", COL_SHARE: "100.0 %",
+                  COL_PF: "1,234 PF", COL_EFF: "100 %", COL_RUN: "1,000", COL_PEND: "1,000",
+                  COL_GPUS_PEND: "1,024", COL_SUBSIDY: "100 %", COL_COST: "$12,345"}
 _TEXT_COLS = frozenset({COL_NAME, COL_KIND})
 
 
@@ -214,8 +218,8 @@ class TenantsPanel(Panel):
         self.table.verticalHeader().setDefaultSectionSize(26)
         hh = self.table.horizontalHeader()
         hh.setStretchLastSection(False)
-        for col, width in enumerate(COLUMN_WIDTHS):
-            self.table.setColumnWidth(col, width)
+        self.column_sizer = ColumnSizer(self.table, COLUMN_WIDTHS, free_text=_TEXT_COLS,
+                                        samples=COLUMN_SAMPLES)
         hh.setSortIndicator(COL_GPUS, Qt.SortOrder.DescendingOrder)
         self.table.setSortingEnabled(True)
         layout = QVBoxLayout(self)
