@@ -55,6 +55,8 @@ DETECTS: dict[str, set[str]] = {
     "node_down": {"node_down", "exporter_silent"},
     "exporter_down": {"exporter_silent"},
     "queue_surge": {"queue_surge"},
+    "pdu_trip": {"node_down", "exporter_silent"},
+    "switch_down": {"node_down", "exporter_silent"},
 }
 HARD = ("xid79", "node_down", "exporter_down")
 
@@ -147,8 +149,9 @@ def cause_touches(rec: FaultRecord, c: Cause) -> bool:
         return touches(rec, node=key) or (rec.rack is not None and bool(set(c.nodes) & set(rec.nodes)) and rec.kind in ("rack_cooling", "power_cap"))
     if lvl == "job":
         return touches(rec, job=int(key)) if key.isdigit() else False
-    if lvl == "rack":
-        return (rec.rack == key) or bool(set(c.nodes) & set(rec.nodes))
+    if lvl in ("rack", "row", "pdu", "switch"):  # a group cause touches the faults on its nodes
+        return (lvl == "rack" and rec.rack == key) or (rec.group is not None and rec.group == key) \
+            or bool(set(c.nodes) & set(rec.nodes))
     return touches(rec, subject_level=lvl, subject_key=key)
 
 

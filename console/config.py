@@ -16,6 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from console.hostlist import HostlistError, expand
 from console.peaks import DEFAULT_MODEL, PRECISIONS
 
 SCHEMA_VERSION = 1
@@ -85,6 +88,56 @@ class SimSettings:
 
 
 @dataclass(frozen=True)
+class SiteTopology:
+    """Rows, PDUs and switches of one cluster, as the site names them (``[clusters.topology]``).
+
+    They are failure domains above the node: a PDU that trips takes every node it feeds down at
+    once, a leaf switch that fails makes its nodes unreachable, a row shares its cooling. Cause
+    analysis ranks one hypothesis for such a group instead of one per node, so it must know the
+    groups. Hostlists are expanded once here; a node may belong to several PDUs (A/B feeds).
+    """
+
+    rows: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # row -> rack names
+    pdus: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # PDU -> node names it feeds
+    switches: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # switch -> node names behind it
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.pdus or self.switches)
+
+    def topology_fields(self, node_names: tuple[str, ...], rack_names: tuple[str, ...]) -> dict[str, Any]:
+        """The optional `Topology` fields for this node and rack layout ({} when nothing is named).
+
+        Groups none of whose nodes are known yet are left out (live sources discover nodes as
+        they report; the topology is rebuilt then).
+        """
+        if not self:
+            return {}
+        out: dict[str, Any] = {}
+        if self.rows:
+            row_names = tuple(self.rows)
+            row_of = {rack: i for i, row in enumerate(row_names) for rack in self.rows[row]}
+            out["row_names"] = row_names
+            out["rack_row"] = np.array([row_of.get(r, -1) for r in rack_names], np.int32)
+        idx = {n: i for i, n in enumerate(node_names)}
+        kinds: list[str] = []
+        names: list[str] = []
+        offsets = [0]
+        members: list[int] = []
+        for kind, table in (("pdu", self.pdus), ("switch", self.switches)):
+            for name, nodes in table.items():
+                m = sorted({idx[n] for n in nodes if n in idx})
+                if not m:
+                    continue
+                kinds.append(kind)
+                names.append(name)
+                members.extend(m)
+                offsets.append(len(members))
+        out.update(group_kinds=tuple(kinds), group_names=tuple(names),
+                   group_offsets=np.array(offsets, np.int32), group_nodes=np.array(members, np.int32))
+        return out
+
+
+@dataclass(frozen=True)
 class ClusterSettings:
     name: str
     precision: str = "bf16_dense"
@@ -99,6 +152,7 @@ class ClusterSettings:
     alertmanager: AlertmanagerSettings | None = None
     slurm: SlurmSettings | None = None
     sim: SimSettings | None = None
+    topology: SiteTopology = SiteTopology()
 
     @property
     def simulated(self) -> bool:
@@ -306,7 +360,11 @@ def _cluster(r: _Reader) -> ClusterSettings:
         sr.done()
     peaks = {str(k): float(v) for k, v in r.get("peaks", dict, {}).items()}
     racks = {str(k): str(v) for k, v in r.get("racks", dict, {}).items()}
+    topology = SiteTopology()
+    if "topology" in r.table:
+        topology = _site_topology(_Reader(r.get("topology", dict), f"{r.path}.topology"))
     cluster = ClusterSettings(
+        topology=topology,
         name=name, precision=precision, gpu_model=r.get("gpu_model", str, DEFAULT_MODEL),
         peaks=peaks, racks=racks, nominal_pf=r.get("nominal_pf", float, None),
         busy_threshold_pct=r.get("busy_threshold_pct", float, 5.0),
@@ -317,3 +375,38 @@ def _cluster(r: _Reader) -> ClusterSettings:
         raise ConfigError(f"{r.path} ({name}): configure at least one of prometheus, "
                           "alertmanager, slurm or sim")
     return cluster
+
+
+def _names(where: str, value: Any) -> tuple[str, ...]:
+    """A hostlist expression, or a list of them, expanded (order kept, duplicates dropped)."""
+    if isinstance(value, str):
+        exprs = [value]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        exprs = value
+    else:
+        raise ConfigError(f"{where}: expected a hostlist string or a list of strings, "
+                          f"got {type(value).__name__}")
+    out: dict[str, None] = {}
+    for e in exprs:
+        try:
+            out.update(dict.fromkeys(expand(e)))
+        except HostlistError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if not out:
+        raise ConfigError(f"{where}: names nothing")
+    return tuple(out)
+
+
+def _site_topology(r: _Reader) -> SiteTopology:
+    rows = {str(k): _names(f"{r.path}.rows.{k}", v) for k, v in r.get("rows", dict, {}).items()}
+    seen: dict[str, str] = {}
+    for row, racks in rows.items():
+        for rack in racks:
+            if rack in seen:
+                raise ConfigError(f"{r.path}.rows.{row}: rack {rack} is already in row {seen[rack]}")
+            seen[rack] = row
+    pdus = {str(k): _names(f"{r.path}.pdus.{k}", v) for k, v in r.get("pdus", dict, {}).items()}
+    switches = {str(k): _names(f"{r.path}.switches.{k}", v)
+                for k, v in r.get("switches", dict, {}).items()}
+    r.done()
+    return SiteTopology(rows=rows, pdus=pdus, switches=switches)

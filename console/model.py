@@ -136,10 +136,24 @@ class Topology:
     gpu_max_clock_mhz: np.ndarray  # float32[n_gpus] boost clock used for the clock correction
     precision: str = "BF16 dense"
     version: int = 0
+    # Site topology beyond racks, only where the site config names it (all empty otherwise).
+    # Rows group racks; PDUs and switches group nodes, a node may sit in several (A/B feeds).
+    # Node groups are stored CSR-style, three flat arrays rather than one array per group,
+    # because the topology crosses a process boundary with every frame.
+    row_names: tuple[str, ...] = ()
+    rack_row: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # int32[n_racks], -1 = no row
+    group_kinds: tuple[str, ...] = ()  # "pdu" | "switch", per group
+    group_names: tuple[str, ...] = ()
+    group_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int32))  # int32[n_groups + 1]
+    group_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # node indices, by group
 
     @property
     def n_nodes(self) -> int:
         return len(self.node_names)
+
+    def group_members(self, i: int) -> np.ndarray:
+        """Node indices of node group ``i`` (a PDU or a switch)."""
+        return self.group_nodes[int(self.group_offsets[i]):int(self.group_offsets[i + 1])]
 
     @property
     def n_gpus(self) -> int:
@@ -426,7 +440,9 @@ Update = TelemetryUpdate | SchedulerUpdate | AlertsUpdate | HistorySeed
 class Subject:
     """What an anomaly or cause is about: a level of the topology or of the workload, and a key."""
 
-    level: str  # "gpu" | "node" | "rack" | "job" | "tenant" | "partition" | "cluster" | "exporter"
+    # "gpu" | "node" | "rack" | "row" | "pdu" | "switch" | "job" | "tenant" | "partition" | "cluster"
+    # | "exporter"
+    level: str
     key: str  # e.g. "n0123/3", "n0123", "R07", "4812", "hku", "training", "cluster"
 
 

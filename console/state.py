@@ -71,6 +71,11 @@ class ClusterState:
         self._tracks = {n: _SourceTrack(n, k, i) for n, k, i in sources}
         self._seq = 0
         self._rack_of = self._expand_racks(cluster.racks)
+        self._site = cluster.topology
+        if not self._site and cluster.sim is not None:  # the simulator names its own
+            from console.sim.site import sim_site
+
+            self._site = sim_site(cluster.sim.nodes)
         # Topology and per-node data, in topology order.
         self._node_names: tuple[str, ...] = ()
         self._node_rack_hint: dict[str, str] = {}
@@ -298,7 +303,8 @@ class ClusterState:
         return Topology(node_names=names, node_rack=node_rack, rack_names=tuple(rack_names),
                         gpus_per_node=gpn, node_gpu_count=counts, node_model=tuple(models),
                         gpu_peak_tflops=peak, gpu_max_clock_mhz=clock,
-                        precision=precision_words(self.cluster.precision), version=version)
+                        precision=precision_words(self.cluster.precision), version=version,
+                        **self._site.topology_fields(names, tuple(rack_names)))
 
     def _rows_for(self, names: tuple[str, ...]) -> np.ndarray:
         rows = self._row_cache.get(names)

@@ -5,11 +5,15 @@ topology and the workload (FACTS 7.3, "blame the parent"), in order of how concl
 evidence is, and each hypothesis *absorbs* the symptoms it explains so that one fault gives
 one cause, not thirty:
 
+0. where the site config names PDUs and switches: the nodes of one PDU (or one switch) down or
+   silent together, while nodes elsewhere are fine, are that PDU's lost power (or that switch's
+   failure), one hypothesis absorbing every node's symptoms;
 1. a node Slurm marks down explains everything seen on that node and its jobs' stalls;
 2. a fatal XID explains its GPU's silence and its job's stall (XID 79 -> fell off the bus,
    XID 48 / ECC DBE -> memory, XID 74 -> NVLink, which joins the node's CRC errors);
 3. hot GPUs concentrated in one rack, or a rack hotter than the others at the same load,
-   is the rack's cooling, not 31 separate GPUs;
+   is the rack's cooling, not 31 separate GPUs; several hot racks of one row (rows named in the
+   site config) while other rows are fine are the row's cooling;
 4. power capping on several nodes of one rack is the rack's power feed; on one node, the node;
 5. an exporter silent while Slurm still sees the node is a monitoring fault (after
    ``exporter_confirm_s``: a dying node also starts with a silent exporter, and Slurm needs a
@@ -26,7 +30,7 @@ job capped at ``gpu_hours_cap_h``.
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +46,11 @@ class CauseSettings:
     rack_concentration: float = 5.0  # ... and this many times the hot GPUs of an average other rack
     exporter_confirm_s: float = 60.0
     power_rack_min_nodes: int = 2
+    group_min_nodes: int = 2  # nodes of a PDU / switch down or silent needed to blame it
+    group_min_share: float = 0.75  # ... and this share of its nodes ("nearly all")
+    group_max_elsewhere: float = 0.25  # ... while at most this share of the other nodes are
+    row_min_racks: int = 2  # hot racks needed in a row to blame the row
+    row_min_share: float = 0.5  # ... and this share of the row's racks
     gpu_hours_cap_h: float = 24.0
     max_causes: int = 50
 
@@ -50,6 +59,7 @@ PRIOR: Mapping[str, float] = {
     "node_down": 0.95, "xid79": 0.95, "ecc_dbe": 0.9, "nvlink": 0.85, "rack_cooling": 0.8,
     "power_cap": 0.8, "exporter_down": 0.7, "job_hang": 0.8, "straggler": 0.7, "queue_surge": 0.75,
     "xid": 0.6, "gpu_thermal": 0.5, "node_flap": 0.6, "gpu_outlier": 0.4,
+    "pdu_trip": 0.9, "switch_down": 0.85, "row_cooling": 0.8,
 }
 
 ACTIONS: Mapping[str, str] = {
@@ -70,7 +80,15 @@ ACTIONS: Mapping[str, str] = {
     "gpu_thermal": "Check the GPU's fans/heatsink and the node's airflow; drain if it reaches the limit",
     "node_flap": "Drain the node and check its network and slurmd; a flapping node kills jobs",
     "gpu_outlier": "Compare the GPU with its peers in the drill-down; run dcgmi diag if it persists",
+    "pdu_trip": "Check the PDU and what feeds it (tripped breaker, overload, UPS or input failure); when "
+                "power is back, check the nodes boot, resume them in Slurm and requeue the failed jobs",
+    "switch_down": "Check the switch (power, console, uplinks, recent changes) and fail over or replace it; "
+                   "the nodes behind it may still be running their jobs, so do not reboot them",
+    "row_cooling": "Check the row's cooling (CRAH/CRAC units, chilled-water loop, aisle containment); "
+                   "drain the row's hottest racks if temperatures keep rising",
 }
+
+GROUP_CAUSE = {"pdu": "pdu_trip", "switch": "switch_down"}
 
 
 @dataclass
@@ -158,6 +176,9 @@ class _TopoCache:
         self.index: dict[str, int] = {}
         self.rack_of: dict[str, str] = {}
         self.rack_nodes: dict[str, set[str]] = {}
+        self.row_of: dict[str, str] = {}  # rack -> row
+        self.row_racks: dict[str, list[str]] = {}
+        self.groups: list[tuple[str, str, frozenset[str]]] = []  # (kind, name, node names)
 
     def get(self, topo) -> "_TopoCache":
         if self.key is not topo:
@@ -169,6 +190,16 @@ class _TopoCache:
             self.rack_nodes = {}
             for n, r in self.rack_of.items():
                 self.rack_nodes.setdefault(r, set()).add(n)
+            rows = getattr(topo, "row_names", ())
+            rack_row = np.asarray(getattr(topo, "rack_row", np.zeros(0, np.int32)))
+            self.row_of = {r: rows[int(k)] for r, k in zip(racks, rack_row.tolist()) if 0 <= k < len(rows)}
+            self.row_racks = {}
+            for r, row in self.row_of.items():
+                self.row_racks.setdefault(row, []).append(r)
+            names = topo.node_names
+            self.groups = [(kind, name, frozenset(names[int(i)] for i in topo.group_members(g)))
+                           for g, (kind, name) in enumerate(zip(getattr(topo, "group_kinds", ()),
+                                                                getattr(topo, "group_names", ())))]
         return self
 
 
@@ -231,8 +262,14 @@ def analyse(anomalies: Sequence[Anomaly], frame: Frame, now: float,
             return a.kind == "job_stall" and a.job_id is not None and bool(job_nodes.get(a.job_id, set()) & nodes)
         return pred
 
+    # 0. PDUs and switches: (nearly) all of one group's nodes down or silent, the rest fine
+    if tc.groups:
+        _groups(open_, tc, topo.n_nodes, s, hyps, used, absorb, on_nodes)
+
     # 1. nodes down
     for a in by_kind.get("node_down", []):
+        if a.id in used:
+            continue
         h = _Hyp("node_down", Subject("node", a.node or a.subject.key),
                  f"node {a.node} is down", ACTIONS["node_down"])
         h.add(a)
@@ -302,7 +339,12 @@ def analyse(anomalies: Sequence[Anomaly], frame: Frame, now: float,
     rack_hyp: dict[str, _Hyp] = {}
     racks_flagged = {a.rack or a.subject.key: a for a in by_kind.get("rack_thermal", [])}
     n_racks = max(len(topo.rack_names), 1)
+    row_hyp = _rows(hot_by_rack, racks_flagged, tc, s, absorb, used) if tc.row_of else {}
+    hyps.extend(row_hyp.values())
+    in_hot_row = {r for row in row_hyp for r in tc.row_racks.get(row, [])}
     for r, lst in hot_by_rack.items():
+        if r in in_hot_row:
+            continue
         # Concentrated: enough of the rack, and far above what an average rack shows elsewhere.
         elsewhere = (len(hot) - len(lst)) / max(n_racks - 1, 1)
         if (r not in racks_flagged and len(lst) >= s.rack_min_gpus
@@ -310,6 +352,8 @@ def analyse(anomalies: Sequence[Anomaly], frame: Frame, now: float,
                 and len(lst) >= s.rack_concentration * max(elsewhere, 1.0)):
             racks_flagged[r] = lst[0]
     for r, a0 in racks_flagged.items():
+        if r in in_hot_row:
+            continue
         h = _Hyp("rack_cooling", Subject("rack", r), f"rack {r} cooling", ACTIONS["rack_cooling"])
         if a0.kind == "rack_thermal":
             h.add(a0)
@@ -417,7 +461,8 @@ def analyse(anomalies: Sequence[Anomaly], frame: Frame, now: float,
     blast = _Blast(frame, now, s.gpu_hours_cap_h)
     out: list[Cause] = []
     for h in hyps:
-        whole = h.kind in ("node_down", "rack_cooling", "power_cap", "nvlink", "exporter_down", "node_flap")
+        whole = h.kind in ("node_down", "rack_cooling", "power_cap", "nvlink", "exporter_down", "node_flap",
+                           "pdu_trip", "switch_down", "row_cooling")
         if h.kind == "job_hang":
             whole = False
         gpus, jobs, tenants_, hours = blast.measure(h, whole)
@@ -430,9 +475,11 @@ def analyse(anomalies: Sequence[Anomaly], frame: Frame, now: float,
             n_hot = sum(1 for b in h.anomalies if b.kind in ("thermal_trend", "rack_thermal"))
             conf = min(0.99, conf + (0.1 if any(b.kind == "rack_thermal" for b in h.anomalies) and n_hot > 1 else 0.0))
         title = h.title
-        if h.kind == "rack_cooling":
-            title = (f"rack {h.subject.key} cooling: {h.evidence[0]}; {len(jobs)} jobs, "
+        if h.kind in ("rack_cooling", "row_cooling"):
+            title = (f"{h.subject.level} {h.subject.key} cooling: {h.evidence[0]}; {len(jobs)} jobs, "
                      f"{len(tenants_)} tenants, {hours:.0f} GPU-hours at risk")
+        elif h.kind in ("pdu_trip", "switch_down"):
+            title = f"{h.title}; {len(jobs)} jobs, {len(tenants_)} tenants, {hours:.0f} GPU-hours at risk"
         evidence = tuple(dict.fromkeys(h.evidence))[:20]
         started = min(a.started_at for a in h.anomalies) if h.anomalies else now
         out.append(Cause(
@@ -443,3 +490,82 @@ def analyse(anomalies: Sequence[Anomaly], frame: Frame, now: float,
             anomaly_ids=tuple(a.id for a in h.anomalies), severity=h.severity))
     out.sort(key=lambda c: (int(c.severity), -c.confidence, -c.gpus, c.started_at))
     return tuple(out[: s.max_causes])
+
+
+def _groups(open_: Sequence[Anomaly], tc: _TopoCache, n_nodes: int, s: CauseSettings, hyps: list[_Hyp],
+            used: set[str], absorb: Callable[..., None], on_nodes: Callable[..., Callable]) -> None:
+    """One hypothesis per PDU / switch whose nodes are (nearly) all down or silent, others fine.
+
+    The group explaining the most nodes goes first, so a switch's outage is not also blamed on
+    the PDUs inside it; a later group only counts nodes no earlier group explained.
+    """
+    down = {a.node for a in open_ if a.node and a.kind == "node_down"}
+    silent = {a.node for a in open_ if a.node and a.kind == "exporter_silent"}
+    affected = down | silent
+    if len(affected) < s.group_min_nodes:
+        return
+    cands = []
+    for kind, name, members in tc.groups:
+        hit = members & affected
+        k, m = len(hit), len(members)
+        if k < s.group_min_nodes or k < s.group_min_share * m:
+            continue
+        elsewhere = len(affected - members)
+        if elsewhere > s.group_max_elsewhere * max(n_nodes - m, 0):
+            continue
+        cands.append((k, kind, name, members, hit, elsewhere))
+    cands.sort(key=lambda c: (-c[0], c[1], c[2]))
+    explained: set[str] = set()
+    for k, kind, name, members, hit, elsewhere in cands:
+        fresh = hit - explained
+        if len(fresh) < s.group_min_nodes or len(fresh) < s.group_min_share * len(members - explained):
+            continue
+        explained |= hit
+        m = len(members)
+        n_down = len(hit & down)
+        cause = GROUP_CAUSE.get(kind, f"{kind}_down")
+        if cause == "pdu_trip":
+            title = f"PDU {name} lost power: {k} nodes down, {m - k} others fed by it up"
+            what = f"{k} of the {m} nodes fed by {name}"
+        else:
+            title = f"switch {name} unreachable: {k} nodes not responding, exporters silent"
+            if m > k:
+                title += f" ({m - k} others behind it fine)"
+            what = f"{k} of the {m} nodes behind {name}"
+        h = _Hyp(cause, Subject(kind, name), title, ACTIONS[cause])
+        h.evidence.append(f"{what} down or silent at once ({n_down} down or not responding in Slurm, "
+                          f"{k - n_down} with only the exporter silent), {elsewhere} nodes elsewhere")
+        h.nodes |= hit
+        absorb(h, on_nodes(set(hit)))
+        hyps.append(h)
+
+
+def _rows(hot_by_rack: Mapping[str, list[Anomaly]], racks_flagged: Mapping[str, Anomaly], tc: _TopoCache,
+          s: CauseSettings, absorb: Callable[..., None], used: set[str]) -> dict[str, _Hyp]:
+    """Rows where several racks run hot at once while the other rows do not: the row's cooling."""
+    out: dict[str, _Hyp] = {}
+    n_rows = max(len(tc.row_racks), 1)
+    row_hot = {row: sum(len(hot_by_rack.get(r, ())) for r in racks) for row, racks in tc.row_racks.items()}
+    total = sum(row_hot.values())
+    for row, racks in tc.row_racks.items():
+        hot_racks = [r for r in racks if r in racks_flagged or len(hot_by_rack.get(r, ())) >= s.rack_min_gpus]
+        if len(hot_racks) < s.row_min_racks or len(hot_racks) < s.row_min_share * len(racks):
+            continue
+        per_other_row = (total - row_hot[row]) / max(n_rows - 1, 1)
+        if row_hot[row] < s.rack_concentration * max(per_other_row, 1.0):
+            continue
+        h = _Hyp("row_cooling", Subject("row", row), f"row {row} cooling", ACTIONS["row_cooling"])
+        in_row = set(racks)
+        for r in racks:
+            a0 = racks_flagged.get(r)
+            if a0 is not None and a0.kind == "rack_thermal" and a0.id not in used:
+                h.add(a0, support=True)
+                used.add(a0.id)
+            h.nodes |= tc.rack_nodes.get(r, set())
+        absorb(h, lambda b, in_row=in_row: (b.rack or tc.rack_of.get(b.node or "")) in in_row
+               and b.kind in {"thermal_trend", "gpu_outlier", "straggler", "power_cap", "rack_thermal"})
+        n_hot = row_hot[row]
+        h.evidence.insert(0, f"{n_hot} GPUs in {len(hot_racks)} of the {len(racks)} racks of row {row} "
+                             f"hot or heating, {total - n_hot} elsewhere")
+        out[row] = h
+    return out

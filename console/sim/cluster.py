@@ -23,6 +23,7 @@ from console.sim.alerts import AlertBook
 from console.sim.config import SimConfig
 from console.sim.faults import FaultInjector, FaultRecord
 from console.sim.jobs import JobStore
+from console.sim.site import sim_site
 from console.sim.telemetry import FaultEffects, GpuPhysics
 from console.sim.tenants import TenantInfo, default_profiles
 from console.sim.workload import PARTITION_KIND, Partition, Workload
@@ -46,6 +47,9 @@ class SimCluster:
         n_racks = math.ceil(n / cfg.nodes_per_rack)
         self.rack_names: tuple[str, ...] = tuple(f"R{r + 1:02d}" for r in range(n_racks))
         self.node_rack = (np.arange(n) // cfg.nodes_per_rack).astype(np.int32)
+        #: Rows, PDUs and leaf switches (console/sim/site.py), as Topology fields.
+        self.site = sim_site(n, cfg.nodes_per_rack)
+        self.site_fields = self.site.topology_fields(self.node_names, self.rack_names)
         self.partitions = self._make_partitions()
         self.node_partitions: tuple[tuple[str, ...], ...] = tuple(
             tuple(p.name for p in self.partitions if p.mask[i]) for i in range(n))
@@ -99,7 +103,14 @@ class SimCluster:
             gpus_per_node=gpn, node_gpu_count=np.full(n, gpn, np.int16),
             node_model=(cfg.gpu_model,) * n,
             gpu_peak_tflops=np.full(n * gpn, cfg.peak_tflops, np.float32),
-            gpu_max_clock_mhz=np.full(n * gpn, cfg.boost_clock_mhz, np.float32))
+            gpu_max_clock_mhz=np.full(n * gpn, cfg.boost_clock_mhz, np.float32), **self.site_fields)
+
+    def group_nodes(self, kind: str) -> dict[str, list[int]]:
+        """Node indices of each PDU (``kind="pdu"``) or leaf switch (``"switch"``)."""
+        f = self.site_fields
+        off, members = f["group_offsets"], f["group_nodes"]
+        return {name: members[off[i]:off[i + 1]].tolist()
+                for i, (k, name) in enumerate(zip(f["group_kinds"], f["group_names"])) if k == kind}
 
     # -- stepping -----------------------------------------------------------------------------
     def step(self, dt: float) -> None:

@@ -19,6 +19,8 @@ FAULT_KINDS: tuple[str, ...] = (
     "node_down",
     "queue_surge",
     "ecc_dbe",
+    "pdu_trip",
+    "switch_down",
 )
 
 

@@ -9,6 +9,7 @@ itself so the demo cluster does not degrade forever. Every fault leaves a `Fault
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from console.sim.cluster import SimCluster
 
 MIN = 60.0
+_OUTAGES = ("node_down", "pdu_trip", "switch_down")  # faults that take nodes down / off the network
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class FaultRecord:
     job_ids: tuple[int, ...]
     tenants: tuple[str, ...]
     description: str
+    group: str | None = None  # the PDU or switch of a pdu_trip / switch_down
 
 
 @dataclass
@@ -58,6 +61,7 @@ class ActiveFault:
     value: float = 0.0  # kind-specific magnitude (cap watts, heat degrees...)
     rates: np.ndarray | None = None
     drained_by_sim: bool = False
+    group: str | None = None
 
 
 #: Scripted first hour of ``faults="default"``: (offset seconds, kind), so a new user sees
@@ -65,12 +69,13 @@ class ActiveFault:
 FIRST_HOUR: tuple[tuple[float, str], ...] = (
     (2 * MIN, "straggler"), (7 * MIN, "exporter_down"), (13 * MIN, "xid79"),
     (20 * MIN, "rack_cooling"), (30 * MIN, "job_hang"), (40 * MIN, "power_cap"),
-    (50 * MIN, "nvlink"),
+    (50 * MIN, "nvlink"), (56 * MIN, "pdu_trip"),
 )
 #: Random fault arrivals per simulated hour at 384 nodes, by kind (scaled by fault_rate).
 RATES_PER_HOUR = {
     "xid79": 0.25, "rack_cooling": 0.08, "nvlink": 0.15, "job_hang": 0.3, "straggler": 0.3,
     "power_cap": 0.12, "node_down": 0.15, "exporter_down": 0.2, "queue_surge": 0.08, "ecc_dbe": 0.12,
+    "pdu_trip": 0.05, "switch_down": 0.05,
 }
 
 
@@ -102,7 +107,8 @@ class FaultInjector:
                 nodes=tuple(s.node_names[i] for i in f.nodes),
                 gpus=tuple((s.node_names[n], int(g)) for n, g in f.gpus),
                 rack=None if f.rack is None else s.rack_names[f.rack],
-                job_ids=tuple(f.job_ids), tenants=tuple(f.tenants), description=f.description))
+                job_ids=tuple(f.job_ids), tenants=tuple(f.tenants), description=f.description,
+                group=f.group))
         return out
 
     def inject(self, kind: str, t: float | None = None) -> FaultRecord | None:
@@ -129,7 +135,7 @@ class FaultInjector:
             if k == "xid79":
                 for n, g in f.gpus:
                     fx.dead[n, g] = True
-            elif k in ("exporter_down", "node_down"):
+            elif k in ("exporter_down", "node_down", "pdu_trip", "switch_down"):
                 fx.noexport[f.nodes] = True
             elif k == "rack_cooling" and f.rack is not None:
                 fx.rack_heat[f.rack] = f.value
@@ -284,6 +290,8 @@ class FaultInjector:
             else:
                 f = ActiveFault(fid, kind, t, dur(10, 30), [n], [])
                 f.description = f"the GPU exporter of {s.node_names[n]} stops answering; Slurm still sees the node"
+        elif kind in ("pdu_trip", "switch_down"):
+            f = self._start_group(fid, kind, t, dur)
         elif kind == "queue_surge":
             tenant = int(rng.integers(len(s.accounts)))
             f = ActiveFault(fid, kind, t, t + 180 * MIN, [], [])
@@ -301,6 +309,36 @@ class FaultInjector:
             return None
         self.active.append(f)
         self.records.append(f)
+        return f
+
+    def _start_group(self, fid: str, kind: str, t: float,
+                     dur: Callable[[float, float], float]) -> ActiveFault | None:
+        """A PDU trips (its nodes lose power) or a leaf switch dies (its nodes are cut off)."""
+        s = self.sim
+        # A group clear of other faults is preferred (so each fault keeps its own ground truth),
+        # then one clear of other outages; a switch spans 32 nodes, so on a small cluster it may
+        # have to overlap one (`_finish` only restores nodes no other outage holds).
+        busy = self._busy_nodes()
+        taken = {n for f in self.active if f.kind in _OUTAGES for n in f.nodes}
+        every = [(name, m) for name, m in s.group_nodes("pdu" if kind == "pdu_trip" else "switch").items()
+                 if m and not any(f.group == name for f in self.active)]
+        groups = ([(name, m) for name, m in every if not busy.intersection(m)]
+                  or [(name, m) for name, m in every if not taken.intersection(m)] or every)
+        if not groups:
+            return None
+        name, nodes = groups[int(self.rng.integers(len(groups)))]
+        where = ", ".join(dict.fromkeys(s.rack_names[int(s.node_rack[n])] for n in nodes))
+        if kind == "pdu_trip":
+            f = ActiveFault(fid, kind, t, dur(15, 30), list(nodes), [], group=name)
+            f.description = (f"PDU {name} trips: its {len(nodes)} nodes ({where}) lose power, Slurm "
+                             "marks them DOWN and their jobs fail; power is restored and they reboot")
+            f.timeline = [(t + 30, "not_responding_all"), (t + 120, "down_all")]
+        else:
+            f = ActiveFault(fid, kind, t, dur(10, 25), list(nodes), [], group=name)
+            f.description = (f"leaf switch {name} fails: its {len(nodes)} nodes ({where}) stop answering "
+                             "Slurm and Prometheus; their GPUs keep running their jobs")
+            f.timeline = [(t + 30, "not_responding_all")]
+        self._job_facts(f, self._jobs_on(list(nodes)))
         return f
 
     # -- progress and end ---------------------------------------------------------------------
@@ -324,6 +362,12 @@ class FaultInjector:
                     f.drained_by_sim = True
             elif what == "not_responding":
                 s.not_responding[f.nodes[0]] = True
+            elif what == "not_responding_all":
+                s.not_responding[f.nodes] = True
+            elif what == "down_all":
+                s.down[f.nodes] = True
+                for slot in self._jobs_on(f.nodes):
+                    wl.end(slot, when, JobState.NODE_FAIL, -1, "NodeDown")
             elif what == "down":
                 n = f.nodes[0]
                 s.down[n] = True
@@ -354,10 +398,11 @@ class FaultInjector:
                 s.phys.xid[n, g] = 0
             if f.kind == "ecc_dbe":
                 s.phys.ecc_dbe[n, g] = 0  # volatile counter resets with the GPU
-        if f.kind == "node_down":
-            n = f.nodes[0]
-            s.down[n] = False
-            s.not_responding[n] = False
+        if f.kind in _OUTAGES:
+            held = {n for g in self.active if g is not f and g.kind in _OUTAGES for n in g.nodes}
+            free = [n for n in f.nodes if n not in held]
+            s.down[free] = False
+            s.not_responding[free] = False
         if f.kind == "job_hang" and f.job_slots:
             s.workload.store.c["hung"][f.job_slots[0]] = False
         if f.drained_by_sim:

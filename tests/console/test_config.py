@@ -64,6 +64,51 @@ def test_a_full_config_parses_into_typed_settings(tmp_path: Path) -> None:
 def test_the_shipped_example_config_is_valid() -> None:
     s = load_settings(ROOT / "resources" / "config.example.toml")
     assert s.clusters[0].prometheus is not None
+    topo = s.clusters[0].topology
+    assert topo.rows == {"A": ("R01", "R02")} and topo.switches["leaf-01"][-1] == "gpu016"
+    assert not s.clusters[1].topology
+
+
+TOPOLOGY = FULL.replace('[clusters.prometheus]', '''[clusters.topology]
+rows = { A = "R[01-02]", B = ["R03", "R04"] }
+pdus = { "R01-PDU-A" = "gpu[001-004]", "R01-PDU-B" = ["gpu[005-006]", "gpu007,gpu008"] }
+switches = { "leaf-01" = "gpu[001-032]" }
+[clusters.prometheus]''', 1)
+
+
+def test_site_topology_parses_into_expanded_groups(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_text(TOPOLOGY)
+    topo = load_settings(p).cluster("aisc").topology
+    assert topo.rows == {"A": ("R01", "R02"), "B": ("R03", "R04")}
+    assert topo.pdus == {"R01-PDU-A": ("gpu001", "gpu002", "gpu003", "gpu004"),
+                         "R01-PDU-B": ("gpu005", "gpu006", "gpu007", "gpu008")}
+    assert len(topo.switches["leaf-01"]) == 32
+    fields = topo.topology_fields(("gpu001", "gpu005", "gpu033"), ("R02", "R09"))
+    assert fields["row_names"] == ("A", "B") and fields["rack_row"].tolist() == [0, -1]
+    assert fields["group_kinds"] == ("pdu", "pdu", "switch")
+    assert fields["group_names"] == ("R01-PDU-A", "R01-PDU-B", "leaf-01")
+    assert fields["group_offsets"].tolist() == [0, 1, 2, 4] and fields["group_nodes"].tolist() == [0, 1, 0, 1]
+
+
+def test_no_site_topology_adds_nothing_to_the_topology() -> None:
+    c = parse_settings({"clusters": [{"name": "a", "sim": {}}]}).clusters[0]
+    assert not c.topology and c.topology.topology_fields(("n1",), ("R01",)) == {}
+
+
+@pytest.mark.parametrize("table, words", [
+    ({"row": {"A": "R01"}}, "clusters[0].topology: unknown key(s): row"),
+    ({"pdus": {"P1": "gpu[001-004"}}, "clusters[0].topology.pdus.P1: unbalanced '['"),
+    ({"switches": {"leaf-01": "gpu[004-001]"}}, "clusters[0].topology.switches.leaf-01: descending range"),
+    ({"pdus": {"P1": 4}}, "clusters[0].topology.pdus.P1: expected a hostlist string or a list"),
+    ({"pdus": {"P1": ""}}, "clusters[0].topology.pdus.P1: names nothing"),
+    ({"rows": {"A": "R[01-02]", "B": "R02"}}, "clusters[0].topology.rows.B: rack R02 is already in row A"),
+    ({"rows": ["R01"]}, "clusters[0].topology.rows: expected dict, got list"),
+])
+def test_bad_site_topology_is_refused_with_the_key_named(table: dict, words: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_settings({"clusters": [{"name": "a", "sim": {}, "topology": table}]})
+    assert words in str(e.value)
 
 
 @pytest.mark.parametrize("snippet, words", [

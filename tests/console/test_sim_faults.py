@@ -215,3 +215,54 @@ def test_unknown_fault_kind_is_refused() -> None:
     c = cluster()
     with pytest.raises(ValueError):
         c.inject_fault("meteor")
+
+
+def test_the_simulator_names_rows_pdus_and_leaf_switches() -> None:
+    c = cluster()
+    topo = c.topology()
+    assert topo.row_names == ("A",) and topo.rack_row.tolist() == [0] * 8  # 64 nodes = 8 racks = one row
+    groups = {name: [topo.node_names[i] for i in topo.group_members(g)]
+              for g, name in enumerate(topo.group_names)}
+    assert groups["R01-PDU-A"] == ["n0001", "n0002", "n0003", "n0004"]
+    assert groups["R08-PDU-B"] == ["n0061", "n0062", "n0063", "n0064"]
+    assert groups["leaf-02"] == [f"n{i:04d}" for i in range(33, 65)]
+    assert topo.group_kinds.count("pdu") == 16 and topo.group_kinds.count("switch") == 2
+
+
+def test_pdu_trip_takes_every_node_it_feeds_down() -> None:
+    c = cluster()
+    rec = inject(c, "pdu_trip")
+    assert rec.group is not None and rec.group.endswith(("-PDU-A", "-PDU-B")) and len(rec.nodes) == 4
+    assert rec.nodes == c.site.pdus[rec.group] and rec.job_ids and rec.tenants
+    idx = [node_i(c, n) for n in rec.nodes]
+    c.step(10.0)
+    tel = c.telemetry_update()
+    assert not tel.node_up[idx].any() and np.all(np.isnan(tel.metrics["util"][idx]))
+    assert tel.node_up.sum() == c.config.nodes - 4
+    c.step(130.0)
+    nodes = c.node_table()
+    assert np.all(nodes.state[idx] == NodeState.DOWN) and not nodes.responding[idx].any()
+    assert int(np.sum(nodes.state == NodeState.DOWN)) == 4
+    for jid in rec.job_ids:
+        assert job_state(c, jid) == JobState.NODE_FAIL
+    c.step(3600.0)
+    (done,) = [r for r in c.ground_truth if r.id == rec.id]
+    assert done.end is not None and c.node_table().responding.all() and c.telemetry_update().node_up.all()
+
+
+def test_switch_down_cuts_its_nodes_off_but_their_jobs_run_on() -> None:
+    c = cluster()
+    rec = inject(c, "switch_down")
+    assert rec.group in ("leaf-01", "leaf-02") and len(rec.nodes) == 32
+    idx = [node_i(c, n) for n in rec.nodes]
+    running = [j for j in rec.job_ids if job_state(c, j) == JobState.RUNNING]
+    assert running
+    c.step(60.0)
+    tel = c.telemetry_update()
+    assert not tel.node_up[idx].any() and tel.node_up.sum() == c.config.nodes - 32
+    nodes = c.node_table()
+    assert not nodes.responding[idx].any() and nodes.responding.sum() == c.config.nodes - 32
+    assert not np.any(nodes.state[idx] == NodeState.DOWN)
+    assert all(job_state(c, j) in (JobState.RUNNING, JobState.COMPLETED) for j in running)
+    c.step(3600.0)
+    assert c.node_table().responding.all() and c.telemetry_update().node_up.all()
