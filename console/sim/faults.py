@@ -65,11 +65,12 @@ class ActiveFault:
 
 
 #: Scripted first hour of ``faults="default"``: (offset seconds, kind), so a new user sees
-#: the console react within minutes.
+#: the console react within minutes to every kind of fault (random ones follow at their rates).
 FIRST_HOUR: tuple[tuple[float, str], ...] = (
     (2 * MIN, "straggler"), (7 * MIN, "exporter_down"), (13 * MIN, "xid79"),
-    (20 * MIN, "rack_cooling"), (30 * MIN, "job_hang"), (40 * MIN, "power_cap"),
-    (50 * MIN, "nvlink"), (56 * MIN, "pdu_trip"),
+    (20 * MIN, "rack_cooling"), (25 * MIN, "queue_surge"), (30 * MIN, "job_hang"),
+    (35 * MIN, "node_down"), (40 * MIN, "power_cap"), (45 * MIN, "ecc_dbe"),
+    (50 * MIN, "nvlink"), (53 * MIN, "switch_down"), (56 * MIN, "pdu_trip"),
 )
 #: Random fault arrivals per simulated hour at 384 nodes, by kind (scaled by fault_rate).
 RATES_PER_HOUR = {
