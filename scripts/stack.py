@@ -547,7 +547,17 @@ class Stack:
             raise StackError(f"{exc}; squeue says:\n" + self.slurm("squeue", check=False)) from None
 
     def record_stepds(self) -> None:
-        """slurmstepd runs in its own session and outlives slurmd: record ours to stop them."""
+        """slurmstepd runs in its own session and outlives slurmd: record ours to stop them.
+
+        squeue shows a job RUNNING as soon as slurmctld launched it, a moment before slurmd has
+        forked its slurmstepd: wait (bounded) for one per running job, so the record is whole.
+        """
+        running = sum(1 for j in self.info.get("jobs", ()) if j["expected_state"] == "RUNNING")
+        try:
+            wait_for("a slurmstepd for every running job",
+                     lambda: len(stack_stepds(str(self.slurm_conf))) >= running, 20)
+        except StackError:
+            pass  # record those there are; `stop` looks for this stack's slurmstepd again anyway
         for pid in stack_stepds(str(self.slurm_conf)):
             ticks = proc_start_ticks(pid)
             if ticks is not None:
