@@ -274,6 +274,7 @@ class MapSubject:
     job_id: int | None = None
     cluster: str | None = None
     tenant: str | None = None  # a tenant account: every GPU its jobs hold, followed like a job's
+    nodes: tuple[str, ...] = ()  # a group of nodes (a PDU's, a switch's, a row's): all their GPUs
 
 
 class DrilldownWindow(Panel):

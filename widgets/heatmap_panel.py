@@ -399,6 +399,14 @@ class HeatmapPanel(Panel):
         topo = frame.topology
         if subject.job_id is not None:
             return np.flatnonzero(frame.gpu.job_id == subject.job_id)
+        if subject.nodes:
+            index = topo.node_index()
+            rows = np.array([index[n] for n in subject.nodes if n in index], np.intp)
+            if rows.size == 0:
+                return np.zeros(0, np.intp)
+            local = np.arange(topo.gpus_per_node)
+            real = local[None, :] < np.asarray(topo.node_gpu_count)[rows][:, None]
+            return (rows[:, None] * topo.gpus_per_node + local[None, :])[real]
         if subject.tenant is not None:
             accounts = tuple(frame.tenants.account)
             if subject.tenant not in accounts:

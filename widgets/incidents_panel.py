@@ -54,7 +54,14 @@ def subject_link(c: Cause) -> tuple[str, str] | None:
         return f"gpu:{node}/{gpu}", f"GPU {gpu} of {node}"
     if s.level in ("node", "rack", "job", "tenant"):
         return f"{s.level}:{s.key}", f"{s.level} {s.key}"
+    if s.level in GROUP_WORDS and c.nodes:
+        # No window of its own: the link outlines the group's nodes on the health map.
+        return f"group:{c.id}", f"{GROUP_WORDS[s.level]} {s.key} on the map"
     return None
+
+
+#: Cause subjects that are groups of nodes named by the site's topology.
+GROUP_WORDS = {"pdu": "PDU", "switch": "switch", "row": "row"}
 
 
 class IncidentsPanel(Panel):
@@ -165,6 +172,11 @@ class IncidentsPanel(Panel):
             nav.tenant_requested.emit(key)
         elif kind == "rack":
             nav.rack_requested.emit(key)
+        elif kind == "group":
+            c = next((c for c in self._causes if c.id == key), None)
+            if c is not None:
+                nav.nodes_requested.emit(f"{GROUP_WORDS.get(c.subject.level, c.subject.level)} "
+                                         f"{c.subject.key}", tuple(c.nodes))
 
     @Slot(QUrl)
     def _on_link(self, url: QUrl) -> None:

@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
         self.context.navigator.node_requested.connect(self._on_node_requested)
         self.context.navigator.job_requested.connect(self._on_job_requested)
         self.context.navigator.rack_requested.connect(self._on_rack_requested)
+        self.context.navigator.nodes_requested.connect(self._on_nodes_requested)
         # Per cluster, the drill-down window whose subject the health map outlines (the one
         # of that cluster most recently active): switching back to a cluster restores it.
         self._outline_owners: dict[str | None, QWidget] = {}
@@ -643,6 +644,18 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_rack_requested(self, rack: str) -> None:
         self.statusBar().showMessage(f"Rack {rack}: see its block on the GPU health map", 10_000)
+        self.focus_panel("heatmap")
+
+    @Slot(str, tuple)
+    def _on_nodes_requested(self, words: str, nodes: tuple) -> None:
+        """Outline a group of nodes (a PDU's, a switch's) on the map until a drill-down window
+        takes the outline or the operator switches cluster."""
+        from widgets.drilldown_common import MapSubject
+
+        self._outline_owners.pop(self._current, None)
+        cluster = None if self._frame is None else self._frame.cluster
+        self._ask_panel("heatmap", "set_outline", MapSubject(nodes=tuple(nodes), cluster=cluster))
+        self.statusBar().showMessage(f"{words}: {len(nodes)} nodes outlined on the GPU health map", 10_000)
         self.focus_panel("heatmap")
 
     def _open_node(self, node: str, gpu: int | None) -> None:

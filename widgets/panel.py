@@ -29,6 +29,8 @@ class Navigator(QObject):
     gpu_requested = Signal(str, int)  # node name, local GPU index
     job_requested = Signal(int)  # job id
     rack_requested = Signal(str)  # rack name
+    #: A group of nodes to outline on the health map: (words such as "PDU R07-PDU-A", node names).
+    nodes_requested = Signal(str, tuple)
 
 
 @dataclass

@@ -110,3 +110,18 @@ def test_blast_radius_and_subject_words() -> None:
     assert subject_link(c) == ("gpu:n0001/2", "GPU 2 of n0001")
     assert subject_link(replace(c, subject=Subject("rack", "R07"))) == ("rack:R07", "rack R07")
     assert subject_link(replace(c, subject=Subject("cluster", "cluster"))) is None
+
+
+def pdu_cause() -> Cause:
+    return Cause("C:pdu_trip:pdu:R01-PDU-A", "PDU R01-PDU-A lost power: 2 nodes down, 0 others fed by it up",
+                 "pdu_trip", 0.9, Subject("pdu", "R01-PDU-A"), ("n0001 DOWN", "n0002 DOWN"),
+                 "Check the PDU's breaker", NOW - 60, gpus=16, nodes=("n0001", "n0002"))
+
+
+def test_a_pdu_cause_links_to_its_nodes_on_the_map(qtbot) -> None:
+    p = make(qtbot, cause_list=(pdu_cause(),))
+    assert subject_link(pdu_cause()) == ("group:C:pdu_trip:pdu:R01-PDU-A", "PDU R01-PDU-A on the map")
+    assert 'href="group:C:pdu_trip:pdu:R01-PDU-A"' in p.details.toHtml()
+    with qtbot.waitSignal(p.context.navigator.nodes_requested) as b:
+        p.open_link("group:C:pdu_trip:pdu:R01-PDU-A")
+    assert b.args == ["PDU R01-PDU-A", ("n0001", "n0002")]

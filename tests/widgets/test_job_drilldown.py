@@ -364,3 +364,20 @@ def test_tenant_window_outlines_every_gpu_its_jobs_hold(qtbot) -> None:
     assert rects and sum(w * h for _, _, w, h in rects) == held * CELL * CELL
     tenant_win.close()
     assert heat.subject is None and heat.outline_rects() == []
+
+
+def test_a_group_of_nodes_is_outlined_until_a_drilldown_takes_the_outline(qtbot) -> None:
+    from widgets.heatmap_layout import CELL
+
+    win = make_main(qtbot)
+    heat = win.panels["heatmap"]
+    heat.render_now()
+    win.context.navigator.nodes_requested.emit("PDU R01-PDU-A", ("n0001", "n0002", "gone"))
+    heat.render_now()
+    rects = heat.outline_rects()
+    # Both nodes' GPUs (the unknown name is ignored), one above the other: one rectangle.
+    assert len(rects) == 1 and sum(w * h for _, _, w, h in rects) == 2 * 8 * CELL * CELL
+    assert "PDU R01-PDU-A: 3 nodes outlined" in win.statusBar().currentMessage()
+    win.context.navigator.job_requested.emit(102)  # a drill-down window takes the outline
+    heat.render_now()
+    assert heat.subject.job_id == 102
