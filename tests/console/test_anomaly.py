@@ -288,3 +288,20 @@ def test_a_thermally_throttled_gpu_is_not_called_power_capped() -> None:
     b.power[sl] = 420.0
     anomalies, _ = run(det, b, 4)
     assert "power_cap" not in open_kinds(anomalies)
+
+
+def test_straggler_in_a_two_gpu_job_is_judged_against_the_other_gpu() -> None:
+    # Two GPUs: their median is their mean, half made of the straggler itself (0.35 against
+    # 0.85 is 58 % of that mean, too close to the 60 % line to hold every poll); the
+    # other GPU is the reference.
+    det = AnomalyDetector()
+    b = FrameBuilder(nodes=4)
+    b.jobs[88] = ("beta", [b.gpu(1, 0), b.gpu(1, 1)], T0 - 3600)
+    g, peer = b.gpu(1, 0), b.gpu(1, 1)
+    b.tensor[g] = 0.5 * 0.35 / 0.85 * 1.04  # the straggler, a little noise up
+    b.tensor[peer] = 0.5 * 0.96  # the other waits for it in every collective, noise down
+    b.util[g] *= 0.6
+    b.sm_clock[g] *= 0.72
+    anomalies, _ = run(det, b, 4)
+    strag = [a for a in anomalies if a.kind == "straggler"]
+    assert [(a.node, a.gpu, a.job_id) for a in strag] == [("n0002", 0, 88)]

@@ -246,6 +246,12 @@ class GpuDetectors:
         t_med, size = group_median(key, np.where(alloc, tensor, np.nan))
         u_med, _ = group_median(key, np.where(alloc, util, np.nan))
         c_med, _ = group_median(key, np.where(alloc, clock, np.nan))
+        # In a 2-GPU job the median is the mean of the two, half made of the straggler itself:
+        # judge each GPU against the other one instead (2 x mean - self).
+        pair = size == 2
+        t_med = np.where(pair, 2.0 * t_med - tensor, t_med)
+        u_med = np.where(pair, 2.0 * u_med - util, u_med)
+        c_med = np.where(pair, 2.0 * c_med - clock, c_med)
         with np.errstate(invalid="ignore", divide="ignore"):
             t_ratio = tensor / t_med
             u_ratio = util / u_med
@@ -261,10 +267,12 @@ class GpuDetectors:
         strag = alloc & started & (size >= 2) & np.nan_to_num(slow_t | slow_u, nan=False)
         for x in np.flatnonzero(strag):
             jid = int(ctx.job_id[x])
+            ref = (f"the tensor activity of the other GPU of job {jid}" if pair[x]
+                   else f"job {jid}'s median tensor activity")
             out.append(ctx.gpu_finding(
                 "straggler", int(x), float(1.0 - min(t_ratio[x], 1.0)) if np.isfinite(t_ratio[x]) else 0.5,
                 f"GPU {int(x % ctx.gpn)} of {ctx.topo.node_names[int(ctx.gpu_node[x])]} runs at "
-                f"{100 * np.nan_to_num(t_ratio[x]):.0f}% of job {jid}'s median tensor activity "
+                f"{100 * np.nan_to_num(t_ratio[x]):.0f}% of {ref} "
                 f"({100 * np.nan_to_num(u_ratio[x]):.0f}% util, {100 * np.nan_to_num(c_ratio[x]):.0f}% clock) "
                 f"among {int(size[x])} GPUs", confirm=3, confirm_s=60.0, detail=f"job={jid}"))
         # Stall: every reporting GPU of the job idle.
