@@ -180,7 +180,7 @@ class NodeSeriesDetectors:
             f = ctx.node_finding("series_change", int(node), float(min(1.0, abs(z[k, node]) / (2 * s.z_alarm))),
                                  f"{words} (robust z {z[k, node]:+.1f})", severity=Severity.INFO,
                                  confirm=2, confirm_s=s.confirm_s, detail=f"series={what}")
-            out.append(_with_series(f, f"node_{what}"))
+            out.append(replace(f, series=f"node_{what}"))
         return out, hit
 
 
@@ -189,10 +189,6 @@ def _row_mean(a: np.ndarray) -> np.ndarray:
     cnt = ok.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(cnt > 0, np.where(ok, a, 0.0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
-
-
-def _with_series(f: Finding, series: str) -> Finding:
-    return replace(f, series=series)
 
 
 def _nanmedian0(a: np.ndarray) -> np.ndarray:
