@@ -1,4 +1,4 @@
-"""slurmrestd JSON (v0.0.38 .. v0.0.42) to columnar `NodeTable` / `JobTable`.
+"""slurmrestd JSON (v0.0.38 .. v0.0.45) to columnar `NodeTable` / `JobTable`.
 
 Every version difference of FACTS 5.5 is absorbed here, so nothing downstream knows which API
 answered: string vs list states, ``{set, infinite, number}`` numbers and timestamps, exit codes
@@ -225,6 +225,34 @@ def _gres_entry(entry: str, gres: str = "gpu") -> tuple[int, list[int]] | None:
     return count, idx
 
 
+def gres_gpus_and_type(text: str | None) -> tuple[int, str]:
+    """(GPUs, GPU type) of a node's ``gres``: "gpu:h100:8(S:0-1)" -> (8, "h100").
+
+    Several entries are summed ("gpu:a100:4,gpu:h100:4" -> 8); the type is the one holding
+    the most GPUs (the first of equals), lower-case, "" when no entry names one ("gpu:8").
+    A node without a GPU entry ("" or "shard:4") has (0, ""): a CPU node, not unknown.
+    """
+    if not text:
+        return 0, ""
+    total = 0
+    by_type: dict[str, int] = {}
+    for e in _split_outside_parens(text):
+        r = _gres_entry(e)
+        if r is None:
+            continue
+        total += r[0]
+        head = e.split("(", 1)[0]
+        for prefix in ("gres:", "gres/"):
+            if head.startswith(prefix):
+                head = head[len(prefix):]
+        parts = head.replace("=", ":").split(":")
+        typ = parts[1] if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()) else ""
+        if typ:
+            by_type[typ.lower()] = by_type.get(typ.lower(), 0) + r[0]
+    best = max(by_type.items(), key=lambda kv: kv[1], default=("", 0))[0]
+    return total, best
+
+
 def gres_count(text: str | None, gres: str = "gpu") -> int:
     """Total GPUs named in a GRES string (several types are summed): "gpu:4,shard:20" -> 4."""
     if not text:
@@ -278,17 +306,22 @@ def parse_nodes(nodes: Sequence[Mapping[str, Any]]) -> NodeTable:
     gpus = np.zeros(n, np.int16)
     gpus_alloc = np.zeros(n, np.int16)
     parts: list[tuple[str, ...]] = []
+    types: list[str] = []
+    gres_of = _Memo(gres_gpus_and_type)  # thousands of nodes share a handful of gres strings
+    used_of = _Memo(gres_count)
     for i, d in enumerate(nodes):
         names.append(str(d.get("name") or d.get("hostname") or ""))
         st, resp = node_state(d.get("state"), d.get("state_flags"))
         state[i] = st
         responding[i] = resp
         reason.append(str(d.get("reason") or ""))
-        gpus[i] = gres_count(d.get("gres"))
-        used = d.get("gres_used")
-        gpus_alloc[i] = gres_count(used) if used else 0
+        count, typ = gres_of[str(d.get("gres") or "")]
+        gpus[i] = count
+        types.append(typ)
+        gpus_alloc[i] = used_of[str(d.get("gres_used") or "")]
         parts.append(csv_list(d.get("partitions")))
-    return NodeTable(tuple(names), state, responding, tuple(reason), gpus, gpus_alloc, tuple(parts))
+    return NodeTable(tuple(names), state, responding, tuple(reason), gpus, gpus_alloc,
+                     tuple(parts), gpu_types=tuple(types))
 
 
 class _Codes:

@@ -37,8 +37,8 @@ def test_detects_by_probing_ping_newest_first(server: ReplayServer) -> None:
     server.add("GET", "/slurm/v0.0.41/ping", 200, {"pings": []})
     c = SlurmClient.from_url(server.url)
     assert c.detect_version() == "v0.0.41"
-    assert [r["path"] for r in server.requests] == ["/openapi/v3", "/slurm/v0.0.42/ping",
-                                                    "/slurm/v0.0.41/ping"]
+    assert [r["path"] for r in server.requests] == ["/openapi/v3"] + [
+        f"/slurm/v0.0.{n}/ping" for n in (45, 44, 43, 42, 41)]
 
 
 def test_source_v0038_nodes_jobs_and_304(server: ReplayServer) -> None:
@@ -91,6 +91,7 @@ def test_fixture_versions_parse_the_same(server: ReplayServer, version: str) -> 
                                                     "DRAINING", "MAINT", "IDLE", "ALLOCATED"]
     assert n.responding.tolist() == [True, True, True, False, True, True, True, True]
     assert n.gpus.tolist() == [8] * 7 + [0] and n.gpus_alloc.tolist() == [4, 8, 0, 0, 0, 0, 0, 0]
+    assert n.gpu_types == ("h800",) * 7 + ("",)
     assert n.partitions[1] == ("gpu", "debug")
     j = u.jobs
     row = {int(x): i for i, x in enumerate(j.job_id)}
@@ -113,18 +114,22 @@ def test_fixture_versions_parse_the_same(server: ReplayServer, version: str) -> 
     assert server.requests[-1]["query"]["update_time"] == ["1795938995"]
 
 
-def test_bad_token_500_unspecified_is_auth(server: ReplayServer) -> None:
+def test_bad_token_500_unspecified_is_auth_when_ping_confirms(server: ReplayServer) -> None:
     c = _v38(server)
     server.add("GET", f"{V38}/nodes", 500, capture("slurm_auth_expired_token.500.json"))
+    server.add("GET", f"{V38}/ping", 500, capture("slurm_auth_expired_token.500.json"))
     e = pytest.raises(SourceError, SlurmSchedulerSource(c).fetch).value
     assert e.kind is ErrorKind.AUTH and e.message.startswith("token rejected or expired")
     assert "server error" not in e.message
+    assert [r["path"] for r in server.requests][-2:] == [f"{V38}/nodes", f"{V38}/ping"]
 
 
 def test_bad_token_on_openapi_probe_is_auth(server: ReplayServer) -> None:
     server.add("GET", "/openapi/v3", 500, capture("slurm_auth_bad_token.500.json"))
+    server.add("GET", f"{V38}/ping", 500, capture("slurm_auth_bad_token.500.json"))
     e = pytest.raises(SourceError, SlurmClient.from_url(server.url).detect_version).value
     assert e.kind is ErrorKind.AUTH and e.message.startswith("token rejected or expired")
+    assert "/openapi/v3 and to GET /slurm/v0.0.38/ping" in e.message
 
 
 def test_no_credentials_401_is_auth(server: ReplayServer) -> None:
