@@ -227,6 +227,9 @@ class NodeTable:
     gpus: np.ndarray  # int16 GPUs configured (gres)
     gpus_alloc: np.ndarray  # int16 GPUs allocated (gres_used)
     partitions: tuple[tuple[str, ...], ...]
+    #: GPU type named in each node's gres ("h100" from "gpu:h100:8"), "" when the gres names
+    #: none; () when the source does not say (older callers, the simulator).
+    gpu_types: tuple[str, ...] = ()
 
     @classmethod
     def empty(cls) -> "NodeTable":
@@ -541,28 +544,32 @@ class GpuFrame:
 
 @dataclass(frozen=True)
 class Kpis:
-    """The headline figures; ``status --json`` prints exactly these (plus sources)."""
+    """The headline figures; ``status --json`` prints exactly these (plus sources).
 
-    installed_pf: float
-    available_pf: float
-    allocated_pf: float
-    busy_pf: float
-    delivered_pf: float
+    A figure is ``None`` when it is unknown: every source it derives from has never answered,
+    or its data is past the stale limit. Unknown is never written as 0 (README, contract).
+    """
+
+    installed_pf: float | None
+    available_pf: float | None
+    allocated_pf: float | None
+    busy_pf: float | None
+    delivered_pf: float | None
     precision: str
-    gpus_total: int
-    gpus_available: int
-    gpus_healthy: int
-    gpus_allocated: int
-    gpus_busy: int
-    gpus_by_health: Mapping[str, int]
-    nodes_total: int
-    nodes_by_state: Mapping[str, int]
-    jobs_running: int
-    jobs_pending: int
-    gpus_pending: int
-    alerts_firing: int
-    alerts_by_severity: Mapping[str, int]
-    anomalies_open: int = 0
+    gpus_total: int | None
+    gpus_available: int | None
+    gpus_healthy: int | None
+    gpus_allocated: int | None
+    gpus_busy: int | None
+    gpus_by_health: Mapping[str, int] | None
+    nodes_total: int | None
+    nodes_by_state: Mapping[str, int] | None
+    jobs_running: int | None
+    jobs_pending: int | None
+    gpus_pending: int | None
+    alerts_firing: int | None
+    alerts_by_severity: Mapping[str, int] | None
+    anomalies_open: int | None = 0
 
 
 @dataclass(frozen=True, eq=False)
