@@ -20,6 +20,7 @@ import numpy as np
 
 from console.hostlist import HostlistError, expand
 from console.peaks import DEFAULT_MODEL, PRECISIONS
+from console.sources.base import DEFAULT_MAX_ANSWER_MB
 
 SCHEMA_VERSION = 1
 AUTH_KINDS = ("none", "bearer", "basic", "slurm_jwt")
@@ -34,12 +35,16 @@ class ConfigError(ValueError):
 class EndpointSettings:
     url: str
     interval_s: float = 10.0
-    timeout_s: float = 5.0
-    verify: bool | str = True  # True, False, or a CA bundle path
-    client_cert: str | None = None  # PEM path (cert + key) or "cert.pem:key.pem"
+    timeout_s: float = 5.0  # per socket operation, and the deadline of one whole request
+    verify: bool | str = True  # True, False (explicit: shown as a standing warning), or a CA bundle path
+    client_cert: str | None = None  # PEM path (cert + key, or cert with client_key) or "cert.pem:key.pem"
     auth: str = "none"
     user: str | None = None  # basic user, or the Slurm user name for JWT
     secret: str | None = None  # keyring entry name; default "<cluster>/<endpoint>"
+    #: The largest answer accepted, in MB (10^6 bytes); a larger one is refused unread.
+    max_answer_mb: float = DEFAULT_MAX_ANSWER_MB["prometheus"]
+    ca_bundle: str | None = None  # PEM file of the CA(s) that signed the server's certificate
+    client_key: str | None = None  # PEM private key of client_cert, when not in the same file
 
 
 @dataclass(frozen=True)
@@ -62,11 +67,13 @@ class PrometheusSettings(EndpointSettings):
 @dataclass(frozen=True)
 class AlertmanagerSettings(EndpointSettings):
     urls: tuple[str, ...] = ()
+    max_answer_mb: float = DEFAULT_MAX_ANSWER_MB["alertmanager"]
 
 
 @dataclass(frozen=True)
 class SlurmSettings(EndpointSettings):
     api_version: str | None = None  # None = detect
+    max_answer_mb: float = DEFAULT_MAX_ANSWER_MB["slurm"]
 
 
 @dataclass(frozen=True)
@@ -273,11 +280,12 @@ class _Reader:
             raise ConfigError(f"{where}: unknown key(s): {', '.join(sorted(extra))}")
 
 
-def _endpoint_common(r: _Reader, url_required: bool = True) -> dict[str, Any]:
+def _endpoint_common(r: _Reader, endpoint: str, url_required: bool = True) -> dict[str, Any]:
     verify: Any = r.table.get("verify", True)
     r.used.add("verify")
     if not isinstance(verify, (bool, str)):
         raise ConfigError(f"{r.path}.verify: true, false or a CA bundle path")
+    tls = _tls_settings(r, verify)
     auth = r.get("auth", str, "none")
     if auth not in AUTH_KINDS:
         raise ConfigError(f"{r.path}.auth: one of {', '.join(AUTH_KINDS)}")
@@ -286,11 +294,14 @@ def _endpoint_common(r: _Reader, url_required: bool = True) -> dict[str, Any]:
         interval_s=r.get("interval_s", float, 10.0),
         timeout_s=r.get("timeout_s", float, 5.0),
         verify=verify,
-        client_cert=r.get("client_cert", str, None),
         auth=auth,
         user=r.get("user", str, None),
         secret=r.get("secret", str, None),
+        max_answer_mb=r.get("max_answer_mb", float, DEFAULT_MAX_ANSWER_MB[endpoint]),
+        **tls,
     )
+    if not 0 < out["max_answer_mb"] < float("inf"):
+        raise ConfigError(f"{r.path}.max_answer_mb: a positive number of MB (10^6 bytes)")
     if out["url"] and not str(out["url"]).startswith(("http://", "https://")):
         raise ConfigError(f"{r.path}.url: must start with http:// or https://")
     if out["interval_s"] <= 0 or out["timeout_s"] <= 0:
@@ -301,6 +312,26 @@ def _endpoint_common(r: _Reader, url_required: bool = True) -> dict[str, Any]:
         raise ConfigError(f"{r.path}: secrets do not belong in the config file; store them with "
                           "`aisc-console login CLUSTER ENDPOINT` (or an AISC_SECRET_* variable)")
     return out
+
+
+def _tls_settings(r: _Reader, verify: bool | str) -> dict[str, Any]:
+    """ca_bundle, client_cert and client_key, checked against each other and ``verify``.
+
+    Verification can only be switched off by saying so (``verify = false``); a CA bundle is
+    the way to trust a private CA, so asking for both is a contradiction worth an error.
+    """
+    ca_bundle = r.get("ca_bundle", str, None)
+    client_cert = r.get("client_cert", str, None)
+    client_key = r.get("client_key", str, None)
+    if ca_bundle is not None and verify is False:
+        raise ConfigError(f"{r.path}: ca_bundle and verify = false contradict each other "
+                          "(the CA bundle is what the server's certificate is verified with)")
+    if ca_bundle is not None and isinstance(verify, str):
+        raise ConfigError(f"{r.path}: give the CA bundle once, as ca_bundle "
+                          "(verify = \"PATH\" is the older spelling of the same setting)")
+    if client_key is not None and client_cert is None:
+        raise ConfigError(f"{r.path}.client_key: needs client_cert (the certificate of that key)")
+    return dict(ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key)
 
 
 def _cluster(r: _Reader) -> ClusterSettings:
@@ -325,7 +356,7 @@ def _cluster(r: _Reader) -> ClusterSettings:
     prom = alert = slurm = sim = None
     if "prometheus" in r.table:
         pr = _Reader(r.get("prometheus", dict), f"{r.path}.prometheus")
-        common = _endpoint_common(pr)
+        common = _endpoint_common(pr, "prometheus")
         metrics = pr.get("metrics", dict, {})
         prom = PrometheusSettings(**common, node_label=pr.get("node_label", str, "auto"),
                                   gpu_label=pr.get("gpu_label", str, "gpu"),
@@ -341,7 +372,7 @@ def _cluster(r: _Reader) -> ClusterSettings:
     if "alertmanager" in r.table:
         ar = _Reader(r.get("alertmanager", dict), f"{r.path}.alertmanager")
         urls = tuple(ar.get("urls", list, []))
-        common = _endpoint_common(ar, url_required=not urls)
+        common = _endpoint_common(ar, "alertmanager", url_required=not urls)
         if not urls:
             urls = (common["url"],)
         common["url"] = urls[0]
@@ -349,7 +380,7 @@ def _cluster(r: _Reader) -> ClusterSettings:
         ar.done()
     if "slurm" in r.table:
         sr = _Reader(r.get("slurm", dict), f"{r.path}.slurm")
-        common = _endpoint_common(sr)
+        common = _endpoint_common(sr, "slurm")
         slurm = SlurmSettings(**common, api_version=sr.get("api_version", str, None))
         sr.done()
     if "sim" in r.table:

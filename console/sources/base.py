@@ -13,6 +13,16 @@ from typing import Protocol, runtime_checkable
 
 from console.model import Update
 
+#: The largest answer, in MB of 10^6 bytes, an endpoint accepts unless its settings say
+#: otherwise (``max_answer_mb``); here so that the settings and the HTTP client share it.
+#: Measured with benchmarks/bench_ingest.py's generators and the recorded answers: one
+#: Prometheus metric for 4,096 nodes x 8 GPUs with dcgm-exporter's labels weighs 11.3 MB (all
+#: eleven metrics the console asks for in one answer, 125 MB); 50,000 slurmrestd jobs weigh
+#: 118 MB written compactly (v0.0.38) and 457 MB as Slurm 26.05 pretty-prints v0.0.45. Each
+#: default is at least twice the largest of these for its API.
+DEFAULT_MAX_ANSWER_MB: dict[str, float] = {"prometheus": 256.0, "alertmanager": 256.0,
+                                           "slurm": 1024.0}
+
 
 class ErrorKind(enum.Enum):
     UNREACHABLE = "unreachable"  # connection refused, DNS, TLS handshake

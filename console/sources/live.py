@@ -24,21 +24,13 @@ def _secret_getter(resolver: object | None, cluster: str, endpoint: str,
     return get
 
 
-def _cert(ep: EndpointSettings) -> str | tuple[str, str] | None:
-    if not ep.client_cert:
-        return None
-    if ":" in ep.client_cert:
-        cert, key = ep.client_cert.split(":", 1)
-        return cert, key
-    return ep.client_cert
-
-
 def _http(cluster: ClusterSettings, endpoint: str, ep: EndpointSettings, url: str,
           secrets: object | None) -> HttpClient:
+    from console.sources.factory import http_options
+
     auth = Auth(kind=ep.auth, user=ep.user or "",
                 secret=_secret_getter(secrets, cluster.name, endpoint, ep.secret))
-    return HttpClient(url, timeout=(min(3.05, ep.timeout_s), ep.timeout_s), verify=ep.verify,
-                      cert=_cert(ep), auth=auth)
+    return HttpClient(url, auth=auth, **http_options(endpoint, ep))
 
 
 def build_live_sources(cluster: ClusterSettings, *, secrets: object | None = None) -> list[Source]:
