@@ -1,9 +1,11 @@
 """The engine: sources -> poller -> single-writer state -> frames, behind one small interface.
 
-The GUI, the headless commands and the benchmarks all talk to an `Engine`: `start`, `stop`,
-`subscribe(callback)`, `latest_frame`, `wait_frames`, `poll_now`, `actions`. Frames are
-immutable numpy-backed objects, so the same interface can later be served from a worker process
-(DESIGN.md "Where the engine runs") without changing the callers.
+The GUI, the headless commands and the benchmarks all talk to an engine through `EngineApi`:
+`start`, `stop`, `subscribe(callback)`, `latest_frame`, `wait_frames`, `poll_now`, `actions`
+(an `OperatorActions`), and `engine_status` / `subscribe_status` for the engine's own health, so
+that a dead engine is said in words instead of leaving the last frame on screen looking calm.
+Frames are immutable numpy-backed objects, so the same interface is served from a worker
+process (`console.engine_process`) without changing the callers.
 
 Threads: one poller worker per source, and one engine thread that owns the `ClusterState`
 (the single writer). Subscribers are called on the engine thread and must only hand the frame
@@ -12,21 +14,133 @@ on (the Qt bridge re-emits it as a queued signal).
 
 from __future__ import annotations
 
+import enum
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from console.config import ClusterSettings, Settings, TenantSettings
 from console.model import Frame
-from console.polling import PollResult, Poller
+from console.polling import PollResult, Poller, fetch_updates
 from console.sources.base import Source
 from console.state import ClusterState
 
 log = logging.getLogger(__name__)
 
 FrameCallback = Callable[[Frame], None]
+
+
+class EngineState(enum.Enum):
+    """Whether the engine can produce frames: the GUI must never look calm while it cannot."""
+
+    STARTING = "starting"  # started, no frame yet
+    RUNNING = "running"  # frames are being built
+    DOWN = "down"  # it died (a killed worker process); a restart is scheduled or under way
+    STOPPED = "stopped"  # stopped on purpose
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """The engine's own health, in words an operator can act on, separate from the sources'.
+
+    ``message`` says why it is down ("its worker process was killed (signal SIGKILL)"), never
+    empty while down. ``down_since`` and ``retry_at`` are wall-clock times, so a banner can
+    count the outage and the wait for the next restart without a new status.
+    """
+
+    state: EngineState
+    message: str = ""
+    pid: int | None = None
+    restarts: int = 0
+    down_since: float | None = None
+    retry_at: float | None = None
+
+    @property
+    def down(self) -> bool:
+        return self.state is EngineState.DOWN
+
+    def words(self, now: float) -> str:
+        """One line for a banner or ``status``: what happened, since when, what happens next."""
+        if not self.down:
+            return f"console engine {self.state.value}"
+        text = "Console engine down"
+        if self.down_since is not None:
+            stamp = time.strftime("%H:%M:%S", time.localtime(self.down_since))
+            text += f" since {stamp} ({_seconds(now - self.down_since)})"
+        text += f": {self.message or 'no reason given'}"
+        if self.retry_at is not None and self.retry_at > now:
+            text += f"; restarting in {_seconds(self.retry_at - now)}"
+        elif self.retry_at is not None:
+            text += "; restarting now"
+        if self.restarts:
+            text += f" (restart {self.restarts})"
+        return text
+
+
+def _seconds(s: float) -> str:
+    s = max(0.0, s)
+    if s < 120:
+        return f"{s:.0f} s"
+    return f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.0f} h"
+
+
+StatusCallback = Callable[[EngineStatus], None]
+
+
+@runtime_checkable
+class OperatorActions(Protocol):
+    """The operator actions as panels use them (`console.actions.Actions`, or the worker-process
+    engine's proxy): every call returns at once with a future of an ``ActionResult`` that never
+    raises. The seam between the GUI and the engine is typed with this, so a signature that
+    drifts on either side is caught by the type checker and by the contract test."""
+
+    def capabilities(self) -> dict[str, str | None]: ...
+
+    def acknowledge(self, alert: Any, comment: str, duration_s: float = 3600.0,
+                    author: str | None = None) -> Future: ...
+
+    def create_silence(self, matchers: Any, duration_s: float, author: str,
+                       comment: str) -> Future: ...
+
+    def expire_silence(self, silence_id: str, *, author: str | None = None) -> Future: ...
+
+    def drain_node(self, name: str, reason: str, *, author: str | None = None) -> Future: ...
+
+    def resume_node(self, name: str, *, author: str | None = None) -> Future: ...
+
+    def cancel_job(self, job_id: int, *, author: str | None = None) -> Future: ...
+
+
+@runtime_checkable
+class EngineApi(Protocol):
+    """What the GUI, the headless commands and the fleet need of an engine, wherever it runs."""
+
+    actions: OperatorActions | None
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def subscribe(self, callback: FrameCallback) -> None: ...
+
+    def unsubscribe(self, callback: FrameCallback) -> None: ...
+
+    def latest_frame(self) -> Frame | None: ...
+
+    def wait_frames(self, n: int = 1, timeout: float = 30.0) -> Frame: ...
+
+    def wait_ready(self, timeout: float = 30.0) -> Frame: ...
+
+    def poll_now(self) -> None: ...
+
+    def engine_status(self) -> EngineStatus: ...
+
+    def subscribe_status(self, callback: StatusCallback) -> None: ...
 
 
 def operator_name() -> str:
@@ -59,6 +173,8 @@ class EngineCommon:
     _cond: threading.Condition
     _latest: Frame | None
     _subscribers: list[FrameCallback]
+    _status: EngineStatus
+    _status_subscribers: list[StatusCallback]
 
     def start(self) -> None:  # pragma: no cover - provided by the engine
         raise NotImplementedError
@@ -85,6 +201,34 @@ class EngineCommon:
     def latest_frame(self) -> Frame | None:
         with self._lock:
             return self._latest
+
+    def engine_status(self) -> EngineStatus:
+        """The engine's own health now (not the sources': those are in every frame)."""
+        with self._lock:
+            return self._status
+
+    def subscribe_status(self, callback: StatusCallback) -> None:
+        """``callback(status)`` on each change, from an engine thread (hand it on, as frames)."""
+        with self._lock:
+            self._status_subscribers.append(callback)
+
+    def unsubscribe_status(self, callback: StatusCallback) -> None:
+        with self._lock:
+            if callback in self._status_subscribers:
+                self._status_subscribers.remove(callback)
+
+    def _publish_status(self, status: EngineStatus) -> None:
+        """Record and announce a change of the engine's health (never under ``_lock``)."""
+        with self._lock:
+            if status == self._status:
+                return
+            self._status = status
+            subs = list(self._status_subscribers)
+        for cb in subs:
+            try:
+                cb(status)
+            except Exception:  # noqa: BLE001 - one bad subscriber must not stop the others
+                log.exception("engine status subscriber failed")
 
     def _built(self) -> int:  # pragma: no cover - provided by the engine
         raise NotImplementedError
@@ -152,6 +296,8 @@ class Engine(EngineCommon):
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._latest: Frame | None = None
+        self._status = EngineStatus(EngineState.STARTING)
+        self._status_subscribers: list[StatusCallback] = []
         self._frames_built = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="engine-state", daemon=True)
@@ -159,14 +305,15 @@ class Engine(EngineCommon):
         self.last_build_s = 0.0
         self.actions = self._make_actions()
 
-    def _make_actions(self) -> object | None:
+    def _make_actions(self) -> OperatorActions | None:
         try:
             from console.actions import Actions
             from console.journal import Journal, default_journal_path
         except ImportError:
             return None
         try:
-            return Actions(self.sources, Journal(default_journal_path()), operator=operator_name())
+            return Actions(self.sources, Journal(default_journal_path()), operator=operator_name(),
+                           read_only=self.cluster.read_only)
         except Exception:  # actions are optional; the dashboard must come up regardless
             log.exception("operator actions unavailable")
             return None
@@ -186,6 +333,7 @@ class Engine(EngineCommon):
         self.poller.stop()
         if self._started:
             self._thread.join(timeout=5.0)
+        self._publish_status(EngineStatus(EngineState.STOPPED))
         shutdown = getattr(self.actions, "shutdown", None)
         if callable(shutdown):
             shutdown()
@@ -216,7 +364,10 @@ class Engine(EngineCommon):
                 break
             changed = False
             for r in batch:
-                changed |= self.state.apply(r)
+                try:
+                    changed |= self.state.apply(r)
+                except Exception:  # one bad answer must not end the engine thread for good
+                    log.exception("applying a %s poll result failed", r.source)
             t0 = time.perf_counter()
             try:
                 frame = self.state.build_frame(analyse=changed)
@@ -229,6 +380,8 @@ class Engine(EngineCommon):
                 self._frames_built += 1
                 subs = list(self._subscribers)
                 self._cond.notify_all()
+            if self._status.state is not EngineState.RUNNING:
+                self._publish_status(EngineStatus(EngineState.RUNNING))
             for cb in subs:
                 try:
                     cb(frame)
@@ -245,18 +398,17 @@ def run_sync(engine: Engine, polls: int) -> Frame:
     frame: Frame | None = None
     for i in range(polls):
         for src in engine.sources:
-            t0 = time.time()
-            try:
-                updates, err = tuple(src.fetch()), None
-            except Exception as e:  # classified by the source; anything else is internal
-                from console.sources.base import ErrorKind, SourceError
-
-                updates = ()
-                err = e if isinstance(e, SourceError) else SourceError(ErrorKind.INTERNAL, str(e))
-            t1 = time.time()
-            engine.state.apply(PollResult(source=src.name, kind=src.kind, request_id=i + 1,
-                                          started_at=t0, fetched_at=t1, latency_s=t1 - t0,
-                                          updates=updates, error=err))
+            engine.state.apply(poll_once(src, i + 1))
         frame = engine.state.build_frame()
     assert frame is not None
     return frame
+
+
+def poll_once(source: Source, request_id: int) -> PollResult:
+    """Fetch ``source`` once on the calling thread, as the poller would report it (the
+    synchronous stepping of both engines; the poller adds deadlines and backoff)."""
+    t0 = time.time()
+    updates, err = fetch_updates(source)
+    t1 = time.time()
+    return PollResult(source=source.name, kind=source.kind, request_id=request_id,
+                      started_at=t0, fetched_at=t1, latency_s=t1 - t0, updates=updates, error=err)

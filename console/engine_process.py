@@ -17,7 +17,9 @@ Shape of it:
   the child answers, and like `console.actions.Actions` it never raises (a failure is an
   ``ActionResult`` with ``ok=False``);
 * the child dies with the parent (pipe EOF, plus a parent-pid watchdog), and `stop()` ends it
-  within a few seconds, escalating to SIGTERM and SIGKILL if it does not leave on its own.
+  within a few seconds, escalating to SIGTERM and SIGKILL if it does not leave on its own;
+* a child that dies on its own (a crash, the OOM killer) is reported at once as an
+  `EngineStatus` in words, logged, and replaced by a new one after a growing wait.
 
 No Qt here. Scripts that start a `ProcessEngine` must keep their top level under
 ``if __name__ == "__main__":`` (the spawn method re-imports the main module in the child).
@@ -25,19 +27,24 @@ No Qt here. Scripts that start a `ProcessEngine` must keep their top level under
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import multiprocessing as mp
 import os
 import pickle
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
+from console.actions import ACTION_NAMES, ActionResult
 from console.config import ClusterSettings, Settings
-from console.engine import Engine, EngineCommon, FrameCallback
+from console.engine import (Engine, EngineCommon, EngineState, EngineStatus, FrameCallback,
+                            StatusCallback, poll_once)
 from console.model import Frame
 
 log = logging.getLogger(__name__)
@@ -47,6 +54,11 @@ AUTO_PROCESS_MIN_NODES = 1024
 PICKLE_PROTOCOL = 5
 #: How long the child gives its engine to stop before it leaves anyway.
 _CHILD_SHUTDOWN_S = 2.0
+#: Waits before each restart of a worker process that died, one more per death in a row (the
+#: last repeats): quick after a one-off kill, without a restart storm when it keeps dying.
+RESTART_DELAYS_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+#: A worker that ran this long before it died starts the waits again from the first.
+STABLE_RUN_S = 60.0
 
 # Message tags (first byte of every message; the rest is a pickle).
 _FRAME, _CONTROL = b"F", b"C"
@@ -155,26 +167,8 @@ def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
 
 
 def _unavailable(name: str, args: tuple[Any, ...], words: str) -> Any:
-    try:
-        from console.actions import ActionResult
-    except ImportError:
-        return None
     target = str(getattr(args[0], "name", args[0])) if args else ""
     return ActionResult(name, target, False, words)
-
-
-def _build_actions(engine: Engine) -> Any:
-    """The child's `Actions` when the engine made none (its journal is the user's default)."""
-    try:
-        from console.actions import Actions
-        from console.journal import Journal
-    except ImportError:
-        return None
-    try:
-        return Actions(engine.sources, Journal())
-    except Exception:  # noqa: BLE001 - actions are optional; frames must flow regardless
-        log.exception("operator actions unavailable")
-        return None
 
 
 class _ChildRunner:
@@ -185,7 +179,7 @@ class _ChildRunner:
         self.lock = lock
         self.engine = engine
         self.autopoll = autopoll
-        self.actions = engine.actions if engine.actions is not None else _build_actions(engine)
+        self.actions = engine.actions  # built in one place (`Engine`), journal and operator too
         self.sender = _FrameSender(conn, self.lock, self.actions)
         self._rid = itertools.count(1)
 
@@ -226,9 +220,6 @@ class _ChildRunner:
 
     def _step(self, polls: int) -> Frame:
         """Deterministic stepping: each source fetched in turn on this thread, no poller."""
-        from console.polling import PollResult
-        from console.sources.base import ErrorKind, SourceError
-
         if self.autopoll:
             raise RuntimeError("step() needs a ProcessEngine made with autopoll=False")
         engine = self.engine
@@ -236,17 +227,7 @@ class _ChildRunner:
         for _ in range(max(1, polls)):
             rid = next(self._rid)
             for src in engine.sources:
-                t0 = time.time()
-                try:
-                    updates, err = tuple(src.fetch()), None
-                except SourceError as e:
-                    updates, err = (), e
-                except Exception as e:  # noqa: BLE001 - a bug in a source is an error, not a crash
-                    updates, err = (), SourceError(ErrorKind.INTERNAL, _describe(e))
-                t1 = time.time()
-                engine.state.apply(PollResult(source=src.name, kind=src.kind, request_id=rid,
-                                              started_at=t0, fetched_at=t1, latency_s=t1 - t0,
-                                              updates=updates, error=err))
+                engine.state.apply(poll_once(src, rid))
             frame = engine.state.build_frame()
         assert frame is not None
         return frame
@@ -335,11 +316,13 @@ def _child_main(conn: Any, settings: Settings, cluster: str | None, options: dic
 
 
 class ActionsProxy:
-    """Stands in for `console.actions.Actions` in the GUI process.
+    """Stands in for `console.actions.Actions` in the GUI process (an `OperatorActions`).
 
-    Same method names and arguments; arguments must pickle (model dataclasses do). Each call
-    returns a `Future` resolved when the child answers; `capabilities()` answers at once from
-    the child's last report, because panels ask it synchronously on the GUI thread.
+    Every action of `console.actions.ACTION_NAMES` is forwarded by name with its arguments as
+    given, keywords included, so this proxy cannot drift from `Actions`: a new argument there
+    works here unchanged. Arguments must pickle (model dataclasses do). Each call returns a
+    `Future` resolved when the child answers; `capabilities()` answers at once from the child's
+    last report, because panels ask it synchronously on the GUI thread.
     """
 
     def __init__(self, engine: "ProcessEngine") -> None:
@@ -352,31 +335,65 @@ class ActionsProxy:
     def capabilities(self) -> dict[str, str | None]:
         if self._caps:
             return dict(self._caps)
-        from console.actions import ACTION_NAMES
-
         return {n: "waiting for the console engine to start" for n in ACTION_NAMES}
 
-    def acknowledge(self, alert: Any, comment: str, duration_s: float = 3600.0,
-                    author: str | None = None) -> Future:
-        return self._engine._call("acknowledge", (alert, comment, duration_s, author))
+    def __getattr__(self, name: str) -> Callable[..., Future]:
+        if name not in ACTION_NAMES:
+            raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
+        engine = self._engine
 
-    def create_silence(self, matchers: Any, duration_s: float, author: str, comment: str) -> Future:
-        return self._engine._call("create_silence", (tuple(matchers), duration_s, author, comment))
+        def forward(*args: Any, **kwargs: Any) -> Future:
+            return engine._call(name, tuple(_picklable(a) for a in args),
+                                {k: _picklable(v) for k, v in kwargs.items()})
 
-    def expire_silence(self, silence_id: str) -> Future:
-        return self._engine._call("expire_silence", (silence_id,))
-
-    def drain_node(self, name: str, reason: str) -> Future:
-        return self._engine._call("drain_node", (name, reason))
-
-    def resume_node(self, name: str) -> Future:
-        return self._engine._call("resume_node", (name,))
-
-    def cancel_job(self, job_id: int) -> Future:
-        return self._engine._call("cancel_job", (int(job_id),))
+        forward.__name__ = forward.__qualname__ = name
+        return forward
 
     def close(self) -> None:
         """Nothing to release here: the child's `Actions` is closed when the engine stops."""
+
+
+def _picklable(value: Any) -> Any:
+    """A generator of matchers (the silence editor's) becomes a tuple; the rest as given."""
+    return tuple(value) if isinstance(value, Iterator) else value
+
+
+def exit_words(code: int | None) -> str:
+    """Why a worker process ended, from its exit code, in words for a banner and the log."""
+    if code is None:
+        return "its worker process ended unexpectedly"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (a crash, or the out-of-memory killer)" if -code == signal.SIGKILL else ""
+        return f"its worker process ended unexpectedly, killed by {name}{hint}"
+    return f"its worker process ended unexpectedly (exit code {code})"
+
+
+def restart_delay(deaths_in_a_row: int, delays: Sequence[float] = RESTART_DELAYS_S) -> float:
+    """The wait before restarting after the n-th death in a row (1-based); the last repeats."""
+    return float(delays[min(max(1, deaths_in_a_row), len(delays)) - 1])
+
+
+@dataclass
+class _Worker:
+    """One spawned child and its pipe; a restart makes a new one (the old one is dead)."""
+
+    generation: int
+    proc: Any
+    conn: Any
+    started: float  # time.monotonic() at spawn
+    seq_offset: int  # frames built by the workers before this one (frame seq continues)
+    receiver: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        try:
+            return self.proc.pid
+        except ValueError:  # closed
+            return None
 
 
 class ProcessEngine(EngineCommon):
@@ -387,34 +404,47 @@ class ProcessEngine(EngineCommon):
     child to build its secret resolver (default `console.secrets.default_resolver`).
     ``autopoll=False`` starts no poller: frames then come only from `step()` (tests,
     benchmarks).
+
+    A worker that dies (a crash, the OOM killer) is reported at once through `engine_status`
+    and `subscribe_errors`, logged, and, with ``restart`` (the default), replaced after
+    ``restart_delays_s`` (the wait grows with each death in a row; the last one repeats).
+    The frame count continues across restarts, and the last frame stays the latest until the
+    new worker delivers one.
     """
 
     def __init__(self, settings: Settings, *, cluster: str | None = None,
                  secrets_factory: Callable[[], object] | None = None, refresh_s: float = 1.0,
-                 detect: bool = True, autopoll: bool = True) -> None:
+                 detect: bool = True, autopoll: bool = True, restart: bool = True,
+                 restart_delays_s: Sequence[float] = RESTART_DELAYS_S) -> None:
         self.settings = settings
         self.cluster: ClusterSettings = settings.cluster(cluster)  # ConfigError here, as Engine
         self._cluster_name = cluster
         self._options: dict[str, Any] = {
             "secrets_factory": secrets_factory, "refresh_s": refresh_s, "detect": detect,
             "autopoll": autopoll, "log_level": logging.getLogger().getEffectiveLevel()}
+        self._restart = restart
+        self._delays = tuple(float(d) for d in restart_delays_s) or RESTART_DELAYS_S
         self.actions = ActionsProxy(self)
         self._subscribers: list[FrameCallback] = []
         self._error_subscribers: list[ErrorCallback] = []
+        self._status = EngineStatus(EngineState.STARTING)
+        self._status_subscribers: list[StatusCallback] = []
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._send_lock = threading.Lock()
+        #: Serialises spawning, restarting and stopping the worker.
+        self._life = threading.Lock()
         self._latest: Frame | None = None
-        self._seq_base: int | None = None
-        self._frames_received = 0
+        self._latest_pid: int | None = None
         self._error: str | None = None
-        self._ready = False
-        self._child_pid: int | None = None
         self._pending: dict[int, Future] = {}
         self._ids = itertools.count(1)
-        self._proc: Any = None
-        self._conn: Any = None
-        self._receiver: threading.Thread | None = None
+        self._worker: _Worker | None = None
+        self._generations = itertools.count(1)
+        self._deaths_in_a_row = 0
+        self._restarts = 0
+        self._down_since: float | None = None
+        self._timer: threading.Timer | None = None
         self._started = False
         self._stopping = False
         #: seconds the receiver spent unpickling the last frame (GIL time in this process)
@@ -427,64 +457,98 @@ class ProcessEngine(EngineCommon):
 
     @property
     def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
+        """The current worker process (after a restart, the new one)."""
+        worker = self._worker
+        return None if worker is None else worker.pid
+
+    @property
+    def latest_pid(self) -> int | None:
+        """The worker process that built the latest frame."""
+        return self._latest_pid
+
+    @property
+    def restarts(self) -> int:
+        """How many times a dead worker process was replaced."""
+        return self._restarts
 
     @property
     def error(self) -> str | None:
-        """Why the worker process failed or ended unexpectedly, or None."""
+        """Why the worker process failed or ended unexpectedly, or None (again None once a
+        restarted worker delivers frames)."""
         return self._error
 
     def start(self) -> None:
-        if self._started:
-            return
-        self._started = True
+        with self._life:
+            if self._started:
+                return
+            self._started = True
+            self._spawn(seq_offset=0)
+
+    def _spawn(self, seq_offset: int) -> None:
+        """Start a worker process and its receiver thread (holding ``_life``)."""
         ctx = mp.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe(duplex=True)
-        self._conn = parent_conn
-        self._proc = ctx.Process(target=_child_main, name="aisc-engine", daemon=True,
-                                 args=(child_conn, self.settings, self._cluster_name,
-                                       self._options, os.getpid()))
-        self._proc.start()
+        proc = ctx.Process(target=_child_main, name="aisc-engine", daemon=True,
+                           args=(child_conn, self.settings, self._cluster_name,
+                                 self._options, os.getpid()))
+        worker = _Worker(next(self._generations), proc, parent_conn, time.monotonic(), seq_offset)
+        proc.start()
         child_conn.close()  # so the child's death reads as EOF here
-        self._receiver = threading.Thread(target=self._receive, name="engine-receiver", daemon=True)
-        self._receiver.start()
+        self._worker = worker
+        worker.receiver = threading.Thread(target=self._receive, args=(worker,),
+                                           name="engine-receiver", daemon=True)
+        worker.receiver.start()
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """Ask the child to leave; SIGTERM after ``timeout_s``, SIGKILL a second later."""
-        self._stopping = True
-        proc = self._proc
-        if proc is None:
-            return
-        self._send("stop")
-        proc.join(timeout_s)
-        if proc.is_alive():
-            log.warning("engine process %s did not stop in %.0f s; terminating", proc.pid, timeout_s)
-            proc.terminate()
-            proc.join(1.0)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(1.0)
+        with self._life:
+            self._stopping = True
+            if self._timer is not None:
+                self._timer.cancel()
+            worker = self._worker
+        if worker is not None:
+            self._end_worker(worker, timeout_s)
+        self._fail_pending("the console engine stopped")
+        if self._started:
+            self._publish_status(EngineStatus(EngineState.STOPPED, restarts=self._restarts))
+
+    def _end_worker(self, worker: _Worker, timeout_s: float) -> None:
+        proc = worker.proc
+        self._send_to(worker, "stop")
         try:
-            self._conn.close()
+            proc.join(timeout_s)
+            if proc.is_alive():
+                log.warning("engine process %s did not stop in %.0f s; terminating", proc.pid,
+                            timeout_s)
+                proc.terminate()
+                proc.join(1.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
+        except ValueError:  # already closed by a restart
+            pass
+        try:
+            worker.conn.close()
         except OSError:
             pass
-        if self._receiver is not None and self._receiver is not threading.current_thread():
-            self._receiver.join(2.0)
+        receiver = worker.receiver
+        if receiver is not None and receiver is not threading.current_thread():
+            receiver.join(2.0)
         try:
             proc.close()
         except ValueError:
             pass
-        self._fail_pending("the console engine stopped")
 
     # ------------------------------------------------------------------ frames
 
     def subscribe_errors(self, callback: ErrorCallback) -> None:
-        """``callback(message)`` once, on the receiver thread, if the worker process fails."""
+        """``callback(message)`` on the receiver thread when the worker process fails (once
+        per outage: not again for each failed restart)."""
         with self._lock:
             self._error_subscribers.append(callback)
 
     def _built(self) -> int:
-        """Frames the child has built so far (from frame seq: coalesced frames count too)."""
+        """Frames built so far (from frame seq: coalesced frames count too)."""
         f = self._latest
         return 0 if f is None else f.seq
 
@@ -498,6 +562,8 @@ class ProcessEngine(EngineCommon):
     def step(self, polls: int = 1, timeout: float = 60.0) -> Frame:
         """Fetch every source ``polls`` times in the child and return the resulting frame
         (only with ``autopoll=False``; the counterpart of `console.engine.run_sync`)."""
+        worker = self._worker
+        offset = 0 if worker is None else worker.seq_offset
         fut = self._request("step", (polls,))
         try:
             ok, value = fut.result(timeout)
@@ -505,18 +571,19 @@ class ProcessEngine(EngineCommon):
             raise TimeoutError(f"no frame within {timeout:.0f} s") from None
         if not ok:
             raise EngineProcessError(str(value))
-        return self._wait_built(int(value), time.monotonic() + timeout, timeout)
+        return self._wait_built(offset + int(value), time.monotonic() + timeout, timeout)
 
     # ------------------------------------------------------------------ plumbing
 
     def _send(self, *msg: Any) -> bool:
-        conn = self._conn
-        if conn is None:
-            return False
+        worker = self._worker
+        return worker is not None and self._send_to(worker, *msg)
+
+    def _send_to(self, worker: _Worker, *msg: Any) -> bool:
         data = pickle.dumps(msg, protocol=PICKLE_PROTOCOL)  # this direction carries no tag
         try:
             with self._send_lock:
-                conn.send_bytes(data)
+                worker.conn.send_bytes(data)
             return True
         except (OSError, ValueError, EOFError):
             return False
@@ -536,10 +603,11 @@ class ProcessEngine(EngineCommon):
             fut.set_result((False, self._error or "the console engine is not running"))
         return fut
 
-    def _call(self, name: str, args: tuple[Any, ...]) -> Future:
+    def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
+              ) -> Future:
         """An action: a future of an ``ActionResult`` that never raises."""
         out: Future = Future()
-        inner = self._request("call", (name, args, {}))
+        inner = self._request("call", (name, args, dict(kwargs or {})))
 
         def done(f: Future) -> None:
             ok, value = f.result()
@@ -555,10 +623,10 @@ class ProcessEngine(EngineCommon):
             if not fut.done():
                 fut.set_result((False, words))
 
-    def _receive(self) -> None:
-        """Receiver thread: drain the pipe, act on controls in order, unpickle only the newest
-        frame, then hand it to the subscribers."""
-        conn = self._conn
+    def _receive(self, worker: _Worker) -> None:
+        """Receiver thread of one worker: drain the pipe, act on controls in order, unpickle
+        only the newest frame, then hand it to the subscribers."""
+        conn = worker.conn
         closed = False
         while not closed:
             batch: list[bytes] = []
@@ -573,27 +641,42 @@ class ProcessEngine(EngineCommon):
                 if raw[:1] == _FRAME:
                     newest = raw
                 else:
-                    self._control(pickle.loads(raw[1:]))
+                    self._control(pickle.loads(raw[1:]), worker)
             if newest is not None:
-                self._deliver(newest)
-        self._gone()
+                self._deliver(newest, worker)
+        self._gone(worker)
 
-    def _deliver(self, raw: bytes) -> None:
+    def _deliver(self, raw: bytes, worker: _Worker) -> None:
         t0 = time.perf_counter()
         frame: Frame = pickle.loads(memoryview(raw)[1:])
+        if worker.seq_offset:
+            frame = dataclasses.replace(frame, seq=frame.seq + worker.seq_offset)
         self.last_receive_s = time.perf_counter() - t0
         with self._cond:
+            if worker is not self._worker or self._stopping:
+                return  # a late frame of a worker already replaced
+            recovered = self._status.state is not EngineState.RUNNING
             self._latest = frame
-            self._frames_received += 1
+            self._latest_pid = worker.pid
+            if recovered:
+                self._error = None
+                down_since, self._down_since = self._down_since, None
             subs = list(self._subscribers)
             self._cond.notify_all()
+        if recovered:
+            if worker.generation > 1:
+                after = "" if down_since is None else f" {time.time() - down_since:.0f} s after it went down"
+                log.warning("console engine restarted: worker process %s delivers frames again%s",
+                            worker.pid, after)
+            self._publish_status(EngineStatus(EngineState.RUNNING, pid=worker.pid,
+                                              restarts=self._restarts))
         for cb in subs:
             try:
                 cb(frame)
             except Exception:  # noqa: BLE001 - one bad subscriber must not stop the others
                 log.exception("frame subscriber failed")
 
-    def _control(self, msg: tuple[Any, ...]) -> None:
+    def _control(self, msg: tuple[Any, ...], worker: _Worker) -> None:
         kind = msg[0]
         if kind == "reply":
             _, call_id, ok, value = msg
@@ -604,43 +687,99 @@ class ProcessEngine(EngineCommon):
         elif kind == "caps":
             self.actions._caps = dict(msg[1])
         elif kind == "ready":
+            # A restarted child serves commands again (actions, step): the failure is over
+            # for callers; the status says "running" only once its first frame arrives.
             with self._cond:
-                self._ready = True
-                self._child_pid = msg[1]
-                self._cond.notify_all()
+                if worker is self._worker and not self._stopping:
+                    self._error = None
+                    self._cond.notify_all()
         elif kind == "fatal":
             self._set_error(str(msg[1]))
 
     def _set_error(self, words: str) -> None:
+        """Record why the worker failed and tell the error subscribers (once per outage)."""
         with self._cond:
             if self._error is not None:
                 return
             self._error = words
             subs = list(self._error_subscribers)
             self._cond.notify_all()
-        log.error("console engine process: %s", words)
         for cb in subs:
             try:
                 cb(words)
             except Exception:  # noqa: BLE001
                 log.exception("error subscriber failed")
 
-    def _gone(self) -> None:
-        """The pipe closed: expected after stop(), otherwise the child died."""
-        if not self._stopping and self._error is None:
-            proc = self._proc
+    def _gone(self, worker: _Worker) -> None:
+        """A worker's pipe closed: expected after stop(), otherwise the child died."""
+        with self._life:
+            current = worker is self._worker and not self._stopping
+        if current:
             code = None
             try:
-                if proc is not None:
-                    proc.join(1.0)
-                    code = proc.exitcode
+                worker.proc.join(1.0)
+                code = worker.proc.exitcode
             except ValueError:  # closed by a concurrent stop()
                 pass
-            self._set_error("the console engine process ended unexpectedly"
-                            + (f" (exit code {code})" if code is not None else ""))
-        self._fail_pending(self._error or "the console engine stopped")
+            self._set_error(exit_words(code))  # no-op when the child said why ("fatal")
+            words = self._error or exit_words(code)
+            self._fail_pending(words)
+            self._after_death(worker, words)
+        else:
+            self._fail_pending(self._error or "the console engine stopped")
         with self._cond:
             self._cond.notify_all()
+
+    def _after_death(self, worker: _Worker, words: str) -> None:
+        """Log the death, show it in the status, and schedule the restart with backoff."""
+        with self._life:
+            if self._stopping or worker is not self._worker:
+                return
+            now = time.time()
+            if time.monotonic() - worker.started >= STABLE_RUN_S:
+                self._deaths_in_a_row = 0
+            self._deaths_in_a_row += 1
+            if self._down_since is None:
+                self._down_since = now
+            if not self._restart:
+                log.error("console engine process %s: %s", worker.pid, words)
+                status = EngineStatus(EngineState.DOWN, words, worker.pid, self._restarts,
+                                      self._down_since)
+            else:
+                delay = restart_delay(self._deaths_in_a_row, self._delays)
+                log.error("console engine process %s: %s; restarting it in %.0f s (restart %d)",
+                          worker.pid, words, delay, self._restarts + 1)
+                status = EngineStatus(EngineState.DOWN, words, worker.pid, self._restarts,
+                                      self._down_since, now + delay)
+                self._timer = threading.Timer(delay, self._restart_now, args=(worker,))
+                self._timer.daemon = True
+                self._timer.name = "engine-restart"
+                self._timer.start()
+        self._publish_status(status)
+
+    def _restart_now(self, dead: _Worker) -> None:
+        """Replace a dead worker with a new one (timer thread)."""
+        with self._life:
+            if self._stopping or dead is not self._worker:
+                return
+            try:
+                dead.proc.close()
+            except ValueError:
+                pass
+            self._restarts += 1
+            log.warning("restarting the console engine (restart %d)", self._restarts)
+            try:
+                self._spawn(seq_offset=self._built())
+                failed = None
+            except Exception as exc:  # noqa: BLE001 - e.g. no memory for a new process
+                failed = f"its worker process could not be restarted: {exc}"
+            status = self._status
+            worker = self._worker
+        if failed is not None:
+            self._after_death(dead, failed)
+            return
+        self._publish_status(EngineStatus(EngineState.DOWN, status.message, worker.pid if worker else None,
+                                          self._restarts, status.down_since, time.time()))
 
 
 # =============================================================================================
@@ -691,4 +830,5 @@ def make_engine(settings: Settings, *, cluster: str | None = None, secrets: obje
 
 
 __all__ = ["AUTO_PROCESS_MIN_NODES", "ActionsProxy", "EngineProcessError", "ProcessEngine",
+           "RESTART_DELAYS_S", "exit_words", "restart_delay",
            "make_engine", "wants_process"]

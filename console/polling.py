@@ -26,6 +26,23 @@ from console.sources.base import ErrorKind, Source, SourceError
 log = logging.getLogger(__name__)
 
 
+def fetch_updates(source: Source) -> tuple[tuple[Update, ...], SourceError | None]:
+    """One fetch of ``source``: its updates, or the error that classifies the failure.
+
+    The one fetch path of the poller and of the synchronous stepping in both engines, so a
+    failure is worded the same wherever the source runs. A source classifies its own errors
+    (`SourceError`); anything else is a bug in it, reported as internal, never a crash.
+    """
+    try:
+        return tuple(source.fetch()), None
+    except SourceError as e:
+        return (), e
+    except Exception as e:  # a bug in a source must not kill polling
+        log.exception("source %s raised", source.name)
+        return (), SourceError(ErrorKind.INTERNAL,
+                               f"internal error in the {source.name} source: {type(e).__name__}")
+
+
 @dataclass(frozen=True, eq=False)
 class PollResult:
     """The outcome of one fetch: updates, or a classified error. Times are wall-clock epochs."""
@@ -147,14 +164,7 @@ class _SourceWorker:
 
         def fetch() -> None:
             try:
-                box["updates"] = tuple(self.source.fetch())
-            except SourceError as e:
-                box["error"] = e
-            except Exception as e:  # a bug in a source must not kill polling
-                log.exception("source %s raised", self.source.name)
-                box["error"] = SourceError(ErrorKind.INTERNAL,
-                                           f"internal error in the {self.source.name} source: "
-                                           f"{type(e).__name__}")
+                box["updates"], box["error"] = fetch_updates(self.source)
             finally:
                 latency = self._clock() - started
                 box["latency"] = latency

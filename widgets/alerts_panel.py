@@ -414,7 +414,7 @@ class AlertsPanel(Panel):
                             "The alerts it hides will notify again."):
             return False
         self._set_status(f"Expiring silence {sid}\u2026", None)
-        self.relay.watch(self.context.actions.expire_silence(sid))
+        self.relay.watch(self.context.actions.expire_silence(sid, author=self.context.operator))
         return True
 
     # --- internals ----------------------------------------------------------------------------------

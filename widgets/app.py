@@ -99,12 +99,15 @@ def run_gui(engine: Any, *, font_scale: float = 1.0, fullscreen: bool = False,
                             simulated=engine.simulated())
         bridge = FleetBridge(engine, window)
         bridge.frame_ready.connect(window.show_cluster_frame)
+        bridge.status_changed.connect(window.show_cluster_engine_status)
         for name, latest in engine.latest_frames().items():
             if latest is not None:
                 window.show_cluster_frame(name, latest)
     else:
         bridge = EngineBridge(engine, window)
         bridge.frame_ready.connect(window.show_frame)
+        # A dead engine sends no frames: its health comes separately, so the window says so.
+        bridge.status_changed.connect(window.show_engine_status)
         latest = engine.latest_frame() if hasattr(engine, "latest_frame") else None
         if latest is not None:
             window.show_frame(latest)

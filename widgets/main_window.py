@@ -14,16 +14,23 @@ cluster's frames (from `FleetBridge`), and only the frames of the cluster on scr
 panels; the others feed the fleet overview and the drill-down windows opened for them. Switching
 (the status-bar combo box, Ctrl+Shift+1..9, or a row of the fleet panel) hands the panels the
 other cluster's newest frame, never rebuilds them.
+
+Never calm while blind: the engine's own health arrives through `show_engine_status` (a worker
+process that died is named in the banner and in the sources panel until a new one delivers),
+and when no frame arrives the last one is handed to the panels again every second, aged to the
+wall clock (`aged_frame`), so every "updated ... ago" keeps counting and the data turns stale
+where it would have, at once while the engine is known to be down.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
+import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal, Slot
@@ -39,6 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.engine import EngineState, EngineStatus
 from console.model import Frame
 from widgets import theme as _theme
 from widgets.formatting import fmt_duration
@@ -49,6 +57,39 @@ from widgets.theme import set_state_property
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 2  # bump when the set of docks changes, so old saved layouts are ignored
+#: Without a new frame for this long, the panels get the last one again, aged to the clock
+#: (an engine builds a frame every second, with or without new data).
+STALL_S = 3.0
+#: Without a new frame for this long the banner says so, even if the engine is not known dead.
+STALL_BANNER_S = 10.0
+
+
+def aged_frame(frame: Frame, elapsed_s: float, engine_down: bool = False) -> Frame:
+    """``frame`` as seen ``elapsed_s`` after it arrived: the same data, its clock moved on.
+
+    Every age is "frame time minus the data's own time", so moving the frame's time to the wall
+    clock makes each panel's age keep growing when nothing arrives, and each kind of data turn
+    stale when its limit passes. With the engine down nothing can refresh the data: every kind
+    a source provides is stale at once (a kind no source provides stays without a limit).
+    """
+    limits = frame.stale_after_s
+    if engine_down:
+        limits = {k: (0.0 if math.isfinite(v) else v) for k, v in limits.items()}
+    return dataclasses.replace(frame, time=frame.time + max(0.0, elapsed_s), stale_after_s=limits)
+
+
+def engine_banner(status: EngineStatus | None, frame: Frame | None, elapsed_s: float,
+                  now: float) -> str | None:
+    """The banner's words about the engine itself, or None while it delivers frames."""
+    shown = "" if frame is None else (
+        f" \u2014 the panels show its last data, from "
+        f"{time.strftime('%H:%M:%S', time.localtime(frame.time))} "
+        f"({fmt_duration(elapsed_s)} ago)")
+    if status is not None and status.down:
+        return status.words(now) + shown + (", marked stale" if shown else "")
+    if frame is not None and elapsed_s >= STALL_BANNER_S:
+        return f"No new data from the console engine for {fmt_duration(elapsed_s)}" + shown
+    return None
 
 
 @dataclass(frozen=True)
@@ -111,9 +152,19 @@ class MainWindow(QMainWindow):
     cluster_changed = Signal(str)
 
     def __init__(self, context: PanelContext | None = None, *, settings: QSettings | None = None,
-                 persist: bool = True, presentation: bool = False, parent: QWidget | None = None) -> None:
+                 persist: bool = True, presentation: bool = False, parent: QWidget | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         super().__init__(parent)
         self.context = context or PanelContext()
+        #: ``clock`` measures how long ago the last frame arrived, ``wall_clock`` is for the
+        #: banner's times; both injectable so tests can age a frame without waiting.
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._frame_arrived = 0.0
+        self.engine_status: EngineStatus | None = None
+        self._cluster_status: dict[str, EngineStatus] = {}
+        self._fleet_arrived: dict[str, float] = {}
         self.presentation = presentation
         self._persist = persist
         self._settings = settings if settings is not None else (
@@ -171,7 +222,7 @@ class MainWindow(QMainWindow):
         self._outline_owners: dict[str | None, QWidget] = {}
         self._age_timer = QTimer(self)
         self._age_timer.setInterval(1000)
-        self._age_timer.timeout.connect(self._update_status_age)
+        self._age_timer.timeout.connect(self.tick)
         self._age_timer.start()
         self.resize(1920, 1080)
         self._restore_geometry()
@@ -468,7 +519,7 @@ class MainWindow(QMainWindow):
                 fleet.set_shown(first)
             frame = self._fleet_frames.get(first)
             if frame is not None:
-                self.show_frame(frame)
+                self.show_frame(frame, arrived=self._fleet_arrived.get(first))
 
     @Slot(str, object)
     def show_cluster_frame(self, name: str, frame: Frame) -> None:
@@ -476,6 +527,7 @@ class MainWindow(QMainWindow):
         if name not in self._fleet_frames:
             return  # not a cluster of ours (a late frame after set_clusters changed)
         self._fleet_frames[name] = frame
+        self._fleet_arrived[name] = self._clock()
         fleet = self.panels.get("fleet")
         if fleet is not None and hasattr(fleet, "show_fleet"):
             fleet.show_fleet(self._fleet_frames)
@@ -486,6 +538,13 @@ class MainWindow(QMainWindow):
         else:
             for win in list(self._drilldowns_by_cluster.get(name, {}).values()):
                 win.show_frame(frame)
+
+    @Slot(str, object)
+    def show_cluster_engine_status(self, name: str, status: EngineStatus) -> None:
+        """A fleet engine's health; the banner and sources panel follow the cluster shown."""
+        self._cluster_status[name] = status
+        if name == self._current:
+            self.show_engine_status(status)
 
     @Slot(str)
     def switch_cluster(self, name: str) -> bool:
@@ -507,10 +566,13 @@ class MainWindow(QMainWindow):
         self._current = name
         if not self.presentation:
             self.context.actions = self._cluster_actions.get(name)
+        if changed:
+            self.show_engine_status(self._cluster_status.get(name))
         fleet = self.panels.get("fleet")
         if fleet is not None and hasattr(fleet, "set_shown"):
             fleet.set_shown(name)
-        self.show_frame(frame)
+        # Its frame's age counts from when it arrived, not from the switch.
+        self.show_frame(frame, arrived=self._fleet_arrived.get(name))
         self._show_outline()
         if changed:
             # At once, not on the next redraw tick: the operator just asked for it.
@@ -533,19 +595,52 @@ class MainWindow(QMainWindow):
             self.switch_cluster(self._cluster_names[index])
 
     @Slot(object)
-    def show_frame(self, frame: Frame) -> None:
+    def show_frame(self, frame: Frame, arrived: float | None = None) -> None:
         """Hand the frame to every panel and to the shown cluster's drill-downs; cheap (panels
-        redraw on their timers)."""
+        redraw on their timers). ``arrived``: when it came (``clock``), if not just now."""
         self._frame = frame
-        for panel in self.panels.values():
-            panel.show_frame(frame)
-        for win in list(self._drilldowns.values()):
-            win.show_frame(frame)
+        self._frame_arrived = self._clock() if arrived is None else arrived
+        self._hand_to_panels(frame)
         if not self._cluster_names:  # a single engine: the fleet view has just this one row
             fleet = self.panels.get("fleet")
             if fleet is not None and hasattr(fleet, "show_fleet"):
                 fleet.show_fleet({frame.cluster: frame})
         self._update_chrome(frame)
+        if arrived is not None:
+            self.tick()  # an older frame (another cluster's): aged at once, not a second later
+
+    def _hand_to_panels(self, frame: Frame) -> None:
+        for panel in self.panels.values():
+            panel.show_frame(frame)
+        for win in list(self._drilldowns.values()):
+            win.show_frame(frame)
+
+    @Slot(object)
+    def show_engine_status(self, status: EngineStatus | None) -> None:
+        """The engine's own health (from the bridge): shown at once, not at the next tick.
+        None: not known (a cluster whose engine has not reported yet)."""
+        self.engine_status = status
+        sources = self.panels.get("sources")
+        if sources is not None and hasattr(sources, "set_engine_status"):
+            sources.set_engine_status(status)
+        if status is not None and status.state is EngineState.DOWN:
+            log.warning("console window: %s", status.words(self._wall_clock()))
+        self.tick()
+        if sources is not None and sources.isVisible():
+            sources.render_now()
+
+    @Slot()
+    def tick(self) -> None:
+        """Every second: the status bar's frame age, and the last frame aged to the clock for
+        the panels when no new one came (a dead or stuck engine must not look calm)."""
+        frame = self._frame
+        if frame is not None:
+            elapsed = self._clock() - self._frame_arrived
+            down = self.engine_status is not None and self.engine_status.down
+            if down or elapsed >= STALL_S:
+                self._hand_to_panels(aged_frame(frame, elapsed, down))
+            self._update_banner(frame, elapsed)
+        self._update_status_age()
 
     def render_all(self) -> None:
         """Render every panel now (snapshot and tests; live rendering is timer-driven)."""
@@ -554,18 +649,34 @@ class MainWindow(QMainWindow):
         if self._frame is not None:
             self._update_chrome(self._frame)
 
-    def _update_chrome(self, frame: Frame) -> None:
-        banner = failing_banner(frame)
-        if banner is None:
+    def _update_banner(self, frame: Frame | None, elapsed_s: float) -> None:
+        """The engine's trouble first (it makes every panel blind), then the sources'."""
+        parts: list[str] = []
+        severity = "warning"
+        engine = engine_banner(self.engine_status, frame, elapsed_s, self._wall_clock())
+        if engine is not None:
+            parts.append(engine)
+            severity = "critical"
+        sources = None if frame is None else failing_banner(frame)
+        if sources is not None:
+            parts.append(sources[0])
+            severity = "critical" if sources[1] == "critical" else severity
+        if not parts:
             self.banner.hide()
-        else:
-            text, severity = banner
-            if self.banner.text() != text:
-                self.banner.setText(text)
-            set_state_property(self.banner, "severity", severity)
-            self.banner.show()
+            return
+        text = "  \u2022  ".join(parts)
+        if self.banner.text() != text:
+            self.banner.setText(text)
+        set_state_property(self.banner, "severity", severity)
+        self.banner.show()
+
+    def _update_chrome(self, frame: Frame) -> None:
+        self._update_banner(frame, self._clock() - self._frame_arrived)
         k = frame.kpis
-        cluster = f"{frame.cluster} \u00b7 {k.gpus_total:,} GPUs on {k.nodes_total:,} nodes"
+        if k.gpus_total is None or k.nodes_total is None:  # unknown is never shown as 0
+            cluster = f"{frame.cluster} \u00b7 GPU and node counts: no data yet"
+        else:
+            cluster = f"{frame.cluster} \u00b7 {k.gpus_total:,} GPUs on {k.nodes_total:,} nodes"
         if self._pending is not None:
             cluster = (f"{self._pending} \u00b7 waiting for its first data "
                        f"(still showing {frame.cluster})")

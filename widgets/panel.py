@@ -9,12 +9,15 @@ update existing items in place rather than rebuild them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtWidgets import QWidget
 
 from console.model import Frame
+
+if TYPE_CHECKING:  # the engine module is not needed at run time here, only its contract
+    from console.engine import OperatorActions
 
 
 class Navigator(QObject):
@@ -37,12 +40,13 @@ class Navigator(QObject):
 class PanelContext:
     """What every panel may use besides frames: navigation and operator actions.
 
-    `actions` is a `console.actions.Actions` (or None when actions are unavailable, e.g. in
-    presentation mode); panels call it and get results back through its callbacks.
+    `actions` is a `console.engine.OperatorActions` (`console.actions.Actions`, or the worker-
+    process engine's proxy; None when actions are unavailable, e.g. in presentation mode);
+    panels call it and get results back through its futures.
     """
 
     navigator: Navigator = field(default_factory=Navigator)
-    actions: Any = None
+    actions: OperatorActions | None = None
     operator: str = "operator"
 
 

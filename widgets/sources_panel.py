@@ -3,14 +3,22 @@
 A blind console must never look calm: each source's state is shown as a mark, a word and a
 colour, the error in plain words, and the age of the newest good data. `failing_banner` phrases
 the banner the main window shows across the top while a source is failing or stale.
+
+The engine that polls the sources can itself die (a killed worker process): then a line above
+the table says so in words, each row's state reads "not polled" (nobody asks the source, so its
+state is unknown), and the ages keep growing from the last report.
 """
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
+from console.engine import EngineStatus
 from console.model import Frame, Severity, SourceState, SourceStatus
 from widgets import theme as _theme
 from widgets.formatting import fmt_duration, fmt_latency, plural
@@ -24,6 +32,8 @@ COLUMN_WIDTHS = (150, 110, 120, 130, 90)
 COLUMN_SAMPLES = {1: "telemetry", 2: "\u2716 failing", 3: "59 min old", 4: "1,234 ms"}
 KIND_WORDS = {"telemetry": "telemetry", "scheduler": "scheduler", "alerts": "alerts",
               "simulator": "simulator"}
+#: The State column of every source while the engine that polls them is down.
+NOT_POLLED = "? not polled"
 
 
 def state_text(status: SourceStatus) -> str:
@@ -84,6 +94,13 @@ class SourcesPanel(Panel):
         lay.setSpacing(2)
         self.header = PanelHeader(self.title, self)
         lay.addWidget(self.header)
+        self.engine_label = QLabel(self)
+        self.engine_label.setObjectName("SourceBanner")  # the window banner's look: as urgent
+        self.engine_label.setProperty("severity", "critical")
+        self.engine_label.setWordWrap(True)
+        self.engine_label.hide()
+        lay.addWidget(self.engine_label)
+        self.engine_status: EngineStatus | None = None
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.verticalHeader().setVisible(False)
@@ -107,7 +124,29 @@ class SourcesPanel(Panel):
     def row_of(self, name: str) -> int:
         return self._names.index(name)
 
+    def set_engine_status(self, status: EngineStatus | None) -> None:
+        """The polling engine's health; while it is down the rows are its last report."""
+        self.engine_status = status
+        self._dirty = True
+
+    @property
+    def engine_down(self) -> bool:
+        return self.engine_status is not None and self.engine_status.down
+
+    def _render_engine(self) -> None:
+        status = self.engine_status
+        if status is None or not status.down:
+            self.engine_label.hide()
+            return
+        text = (f"{status.words(time.time())}. Nobody polls the sources meanwhile: the rows "
+                "below are the engine's last report.")
+        if self.engine_label.text() != text:
+            self.engine_label.setText(text)
+        self.engine_label.show()
+
     def render(self, frame: Frame) -> None:
+        self._render_engine()
+        down = self.engine_down
         names = tuple(s.name for s in frame.sources)
         if names != self._names:
             self._names = names
@@ -120,13 +159,13 @@ class SourcesPanel(Panel):
         th = _theme.current()
         worst_stale = False
         for r, s in enumerate(frame.sources):
-            texts = (s.name, KIND_WORDS.get(s.kind, s.kind), state_text(s), age_text(s, frame.time),
-                     fmt_latency(s.latency_s), detail_text(s))
+            texts = (s.name, KIND_WORDS.get(s.kind, s.kind), NOT_POLLED if down else state_text(s),
+                     age_text(s, frame.time), fmt_latency(s.latency_s), detail_text(s))
             for c, text in enumerate(texts):
                 item = self.table.item(r, c)
                 if item.text() != text:
                     item.setText(text)
-            colour = QColor(source_state_colour(th, s.state.value))
+            colour = QColor(th.text_dim if down else source_state_colour(th, s.state.value))
             state_item = self.table.item(r, 2)
             if state_item.foreground().color() != colour:
                 state_item.setForeground(QBrush(colour))
@@ -141,8 +180,10 @@ class SourcesPanel(Panel):
         label = self.header.age_label
         newest = max(attempts) if attempts else None
         text = "no poll yet" if newest is None else f"last poll {fmt_duration(frame.time - newest)} ago"
-        if worst_stale:
+        if down:
+            text = f"ENGINE DOWN \u00b7 {text}"
+        elif worst_stale:
             text = f"SOURCE DOWN \u00b7 {text}"
         if label.text() != text:
             label.setText(text)
-        _theme.set_state_property(label, "stale", "true" if worst_stale else "false")
+        _theme.set_state_property(label, "stale", "true" if worst_stale or down else "false")

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing as mp
 import os
+import signal
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from console.actions import ACTION_NAMES, Actions
 from console.config import ClusterSettings, PrometheusSettings, Settings, demo_settings
-from console.engine import Engine, run_sync
-from console.engine_process import (EngineProcessError, ProcessEngine, make_engine,
-                                    wants_process)
+from console.engine import (Engine, EngineApi, EngineState, EngineStatus, OperatorActions,
+                            run_sync)
+from console.engine_process import (EngineProcessError, ProcessEngine, exit_words, make_engine,
+                                    restart_delay, wants_process)
 from console.model import Frame
 from console.secrets import MemorySecretStore, SecretResolver
 
@@ -102,7 +106,7 @@ def _bad_secrets() -> object:
 
 
 def test_child_failure_is_reported_in_words() -> None:
-    engine = ProcessEngine(demo_settings(nodes=4), secrets_factory=_bad_secrets)
+    engine = ProcessEngine(demo_settings(nodes=4), secrets_factory=_bad_secrets, restart=False)
     errors: list[str] = []
     engine.subscribe_errors(errors.append)
     with engine:
@@ -123,7 +127,7 @@ def test_config_error_in_the_child_comes_back_as_a_config_message() -> None:
 
 def test_a_child_that_dies_is_reported_and_actions_fail_softly() -> None:
     engine = ProcessEngine(demo_settings(seed=1, nodes=4, faults="none"), detect=False,
-                           autopoll=False)
+                           autopoll=False, restart=False)
     with engine:
         engine.step(1)
         pid = engine.pid
@@ -183,3 +187,113 @@ def test_make_engine_chooses_by_size_endpoints_and_secrets() -> None:
     assert isinstance(make_engine(live, secrets=SecretResolver(None), mode="auto"), ProcessEngine)
     with pytest.raises(ValueError):
         make_engine(small, mode="fork")
+
+
+def test_a_killed_child_is_restarted_and_frames_continue() -> None:
+    engine = ProcessEngine(demo_settings(seed=1, nodes=4, faults="none"), detect=False,
+                           autopoll=False, restart_delays_s=(0.2,))
+    statuses: list[EngineStatus] = []
+    restarted = threading.Event()
+
+    def record(status: EngineStatus) -> None:
+        statuses.append(status)
+        if status.restarts:
+            restarted.set()
+
+    engine.subscribe_status(record)
+    with engine:
+        first = engine.step(2)
+        pid = engine.pid
+        assert pid is not None and engine.latest_pid == pid
+        assert engine.engine_status() == EngineStatus(EngineState.RUNNING, pid=pid)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(EngineProcessError, match="killed by SIGKILL"):
+            engine.wait_frames(1, timeout=30)
+        # The new child takes commands once it is ready; the frame count goes on from where
+        # the dead one left it.
+        assert restarted.wait(30)
+        frame = None
+        pause = threading.Event()  # never set: a bounded pause between attempts
+        for _ in range(240):
+            try:
+                frame = engine.step(1)
+                break
+            except EngineProcessError:  # the new child is not ready yet
+                pause.wait(0.25)
+        assert frame is not None
+        assert frame.seq == first.seq + 1
+        assert engine.latest_pid not in (None, pid)
+        assert engine.error is None and engine.restarts == 1
+    states = [(s.state, s.restarts) for s in statuses]
+    assert states[0] == (EngineState.RUNNING, 0)
+    assert (EngineState.DOWN, 0) in states and states[-2:] == [(EngineState.RUNNING, 1),
+                                                               (EngineState.STOPPED, 1)]
+    down = next(s for s in statuses if s.down)
+    assert down.message == exit_words(-signal.SIGKILL) and down.pid == pid
+    assert down.retry_at is not None and down.down_since is not None
+    assert mp.active_children() == []
+
+
+def test_restart_waits_grow_and_are_capped() -> None:
+    assert [restart_delay(n) for n in range(1, 9)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert [restart_delay(n, (0.5, 3.0)) for n in (1, 2, 3)] == [0.5, 3.0, 3.0]
+
+
+def test_a_child_that_keeps_failing_is_retried_and_reported_once() -> None:
+    engine = ProcessEngine(demo_settings(nodes=4), secrets_factory=_bad_secrets,
+                           restart_delays_s=(0.1,))
+    errors: list[str] = []
+    seen: list[EngineStatus] = []
+    third = threading.Event()
+
+    def record(status: EngineStatus) -> None:
+        seen.append(status)
+        if status.restarts >= 3:
+            third.set()
+
+    engine.subscribe_errors(errors.append)
+    engine.subscribe_status(record)
+    with engine:
+        assert third.wait(60)
+        assert engine.error == "RuntimeError: keyring exploded"
+    assert errors == ["RuntimeError: keyring exploded"]  # one outage, one report
+    down = [s for s in seen if s.down]
+    assert {s.message for s in down} == {"RuntimeError: keyring exploded"}
+    assert len({s.down_since for s in down}) == 1  # the outage is counted from its start
+    assert seen[-1].state is EngineState.STOPPED
+    assert mp.active_children() == []
+
+
+def test_exit_words_name_the_signal_or_the_code() -> None:
+    assert exit_words(-9) == ("its worker process ended unexpectedly, killed by SIGKILL (a crash, "
+                              "or the out-of-memory killer)")
+    assert exit_words(-15) == "its worker process ended unexpectedly, killed by SIGTERM"
+    assert exit_words(3) == "its worker process ended unexpectedly (exit code 3)"
+    assert exit_words(None) == "its worker process ended unexpectedly"
+
+
+def _params(fn) -> list[tuple[str, object, object]]:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()
+            if p.name != "self"]
+
+
+def test_the_actions_contract_matches_actions_and_the_proxy_forwards_it_all() -> None:
+    """`OperatorActions` is what panels call: `Actions` must have each method with the same
+    parameters, and the worker-process engine's proxy forwards every action by name."""
+    contract = [n for n in dir(OperatorActions) if not n.startswith("_")]
+    assert sorted(contract) == sorted((*ACTION_NAMES, "capabilities"))
+    for name in contract:
+        assert _params(getattr(Actions, name)) == _params(getattr(OperatorActions, name)), name
+    engine = ProcessEngine(demo_settings(nodes=4))
+    assert isinstance(engine.actions, OperatorActions)
+    assert isinstance(engine, EngineApi) and isinstance(Engine(demo_settings(nodes=4)), EngineApi)
+    calls: list[tuple] = []
+    engine._call = lambda name, args, kwargs=None: calls.append((name, args, kwargs))  # type: ignore[method-assign]
+    engine.actions.drain_node("n01", "PSU", author="olga")
+    engine.actions.cancel_job(7, author="olga")
+    engine.actions.expire_silence("s-1", author="olga")
+    engine.actions.create_silence(iter(["m"]), 60.0, "olga", "why")
+    assert calls == [("drain_node", ("n01", "PSU"), {"author": "olga"}),
+                     ("cancel_job", (7,), {"author": "olga"}),
+                     ("expire_silence", ("s-1",), {"author": "olga"}),
+                     ("create_silence", (("m",), 60.0, "olga", "why"), {})]
