@@ -136,6 +136,10 @@ class Topology:
     gpu_max_clock_mhz: np.ndarray  # float32[n_gpus] boost clock used for the clock correction
     precision: str = "BF16 dense"
     version: int = 0
+    # Where each rack's name came from, per rack: "config", "label" (the exporter's rack
+    # label), or "" for the fallback rack of nodes nobody placed; () when not recorded.
+    # The health map says so in its legend and groups unplaced nodes by host name instead.
+    rack_source: tuple[str, ...] = ()
     # Site topology beyond racks, only where the site config names it (all empty otherwise).
     # Rows group racks; PDUs and switches group nodes, a node may sit in several (A/B feeds).
     # Node groups are stored CSR-style, three flat arrays rather than one array per group,

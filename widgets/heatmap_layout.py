@@ -1,7 +1,8 @@
-"""Health-map geometry: which image pixel is which GPU, rack by rack (pure numpy, no Qt).
+"""Health-map geometry: which image pixel is which GPU, block by block (pure numpy, no Qt).
 
-Computed once per topology version, or when the view's shape changes a lot; kept apart from the
-panel so the layout can be tested and reasoned about without a display.
+A block is a rack, or, for nodes no config or label places, a group `console.grouping` finds
+from their host names. Computed once per topology version, or when the view's shape changes a
+lot; kept apart from the panel so the layout can be tested and reasoned about without a display.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from console.grouping import Grouping, group_topology
 from console.model import Topology
 
 # ---------------------------------------------------------------------------------------------
@@ -21,6 +23,9 @@ CELL = 4  # image pixels per GPU along each axis (3 drawn + 1 gutter)
 PATCH = 3
 RACK_GAP_CELLS = 2  # horizontal gap between rack blocks, in cells
 LABEL_PX = 20  # screen pixels reserved above each row of racks for the rack labels
+#: Node names are written beside their rows only up to this many nodes: beyond it a row is a
+#: few screen pixels tall and the names would only be noise (the tooltip names every GPU).
+ROW_LABEL_MAX_NODES = 64
 #: Continuous metrics are drawn compact (one image pixel per GPU) below this many screen
 #: pixels per image pixel: a mark's pixel is then smaller than a screen pixel and shows, or
 #: not, by the luck of the scaling rather than by the GPU's state.
@@ -35,7 +40,7 @@ class HeatmapLayout:
     n_gpus: int
     width: int  # image pixels
     height: int
-    columns: int  # racks per grid row
+    columns: int  # blocks per grid row
     scale: float  # expected screen pixels per image pixel at the size it was planned for
     pix_gpu: np.ndarray  # int32[height, width]: flat GPU index, -1 = gap
     valid_pos: np.ndarray  # int64: flat image positions that belong to a GPU
@@ -43,12 +48,16 @@ class HeatmapLayout:
     valid_sub: np.ndarray  # uint8: position 0..8 inside the GPU's 3x3 patch
     gpu_x: np.ndarray  # int32[n_gpus]: left image pixel of each GPU patch (-1 if not drawn)
     gpu_y: np.ndarray  # int32[n_gpus]
-    rack_origin: tuple[tuple[float, float], ...]  # image (x, y) of each rack label, rack order
-    rack_label_stride: int  # label every n-th rack when blocks are narrower than a label
+    rack_origin: tuple[tuple[float, float], ...]  # image (x, y) of each block label, block order
+    rack_label_stride: int  # label every n-th block when blocks are narrower than a label
     background: np.ndarray  # uint8[height, width] base image (gaps and empty slots)
     #: intp[height // CELL, width // CELL]: the GPU of each cell, n_gpus for a gap, n_gpus + 1
     #: for an empty slot; one gather through it draws the compact image.
     compact_index: np.ndarray
+    #: The blocks drawn (racks, or host-name groups for nodes without a rack) and how chosen.
+    grouping: Grouping
+    #: Image pixels kept left of each block's GPUs for the node names (0: no row labels).
+    row_label_w: int = 0
 
     def gpu_at(self, x: float, y: float, whole_cell: bool = False) -> int:
         """Flat GPU index under image coordinates (x, y), or -1 over a gap or outside.
@@ -69,16 +78,18 @@ class HeatmapLayout:
         return float(self.gpu_x[g]) + PATCH / 2.0, float(self.gpu_y[g]) + PATCH / 2.0
 
 
-def _rack_members(topology: Topology) -> list[np.ndarray]:
-    n_racks = max(len(topology.rack_names), int(topology.node_rack.max(initial=-1)) + 1, 1)
-    racks = np.asarray(topology.node_rack, np.int64)
-    return [np.flatnonzero(racks == r) for r in range(n_racks)]
+def _group_members(grouping: Grouping) -> list[np.ndarray]:
+    n_groups = max(len(grouping.names), int(grouping.node_group.max(initial=-1)) + 1, 1)
+    groups = np.asarray(grouping.node_group, np.int64)
+    return [np.flatnonzero(groups == r) for r in range(n_groups)]
 
 
 def plan_columns(n_racks: int, block_w: int, block_h: int, view_w: float, view_h: float,
-                 label_px: float = LABEL_PX) -> tuple[int, float]:
-    """Racks per row that give the biggest cells in a view of view_w x view_h screen pixels.
+                 label_px: float = LABEL_PX, row_label_px: float = 0.0) -> tuple[int, float]:
+    """Blocks per row that give the biggest cells in a view of view_w x view_h screen pixels.
 
+    ``row_label_px`` is the screen width kept left of every block for its node names: it does
+    not scale with the cells, so it is taken off the width before the cells share the rest.
     Returns (columns, screen pixels per image pixel).
     """
     best = (1, 0.0)
@@ -86,7 +97,8 @@ def plan_columns(n_racks: int, block_w: int, block_h: int, view_w: float, view_h
     for cols in range(1, max(1, n_racks) + 1):
         rows = math.ceil(n_racks / cols)
         width = cols * block_w + (cols - 1) * gap
-        s_w = view_w / width
+        free_w = view_w - cols * row_label_px
+        s_w = free_w / width if free_w > 0 else 0.0
         s_h = (view_h - rows * label_px) / (rows * block_h) if view_h > rows * label_px else 0.0
         s = min(s_w, s_h)
         if s > best[1] * 1.0001:
@@ -96,22 +108,29 @@ def plan_columns(n_racks: int, block_w: int, block_h: int, view_w: float, view_h
 
 def build_layout(topology: Topology, view_w: float = 1100.0, view_h: float = 560.0,
                  label_text_px: float = 36.0, gap_code: int = 0, empty_code: int = 0,
-                 label_row_px: float = LABEL_PX) -> HeatmapLayout:
-    """Lay racks out in the grid that makes GPU cells largest in a view of that size.
+                 label_row_px: float = LABEL_PX, grouping: Grouping | None = None,
+                 row_label_px: float = 0.0) -> HeatmapLayout:
+    """Lay blocks out in the grid that makes GPU cells largest in a view of that size.
 
-    ``label_row_px`` is the screen height kept above each row of racks for their labels: the
+    ``label_row_px`` is the screen height kept above each row of blocks for their labels: the
     panel passes its label font's height, which grows with the font scale on a wall.
+    ``grouping`` chooses the blocks (by default `group_topology`: racks, and host-name groups
+    for nodes without one); ``row_label_px`` > 0 keeps that many screen pixels left of each
+    block for the node names.
     """
+    grouping = grouping if grouping is not None else group_topology(topology)
     gpn = max(1, topology.gpus_per_node)
-    members = _rack_members(topology)
+    members = _group_members(grouping)
     n_racks = len(members)
     rows_per_rack = max(1, max((len(m) for m in members), default=1))
-    block_w, block_h = gpn * CELL, rows_per_rack * CELL
-    cols, scale = plan_columns(n_racks, block_w, block_h, max(view_w, 50.0), max(view_h, 50.0),
-                               label_px=label_row_px)
+    cols, scale = plan_columns(n_racks, gpn * CELL, rows_per_rack * CELL, max(view_w, 50.0),
+                               max(view_h, 50.0), label_px=label_row_px,
+                               row_label_px=row_label_px)
     scale = max(scale, 1e-3)
-    # A whole number of cells, so that every GPU patch starts on a multiple of CELL.
+    # Whole numbers of cells, so that every GPU patch starts on a multiple of CELL.
     label_h = CELL * max(1, int(math.ceil(label_row_px / scale / CELL)))
+    label_w = CELL * int(math.ceil(row_label_px / scale / CELL)) if row_label_px > 0 else 0
+    block_w, block_h = label_w + gpn * CELL, rows_per_rack * CELL
     gap = RACK_GAP_CELLS * CELL
     grid_rows = math.ceil(n_racks / cols)
     width = cols * block_w + (cols - 1) * gap
@@ -129,7 +148,7 @@ def build_layout(topology: Topology, view_w: float = 1100.0, view_h: float = 560
         if len(nodes) == 0:
             continue
         g = (nodes[:, None] * gpn + local[None, :]).reshape(-1)
-        gpu_x[g] = np.tile(bx + local * CELL, len(nodes))
+        gpu_x[g] = np.tile(bx + label_w + local * CELL, len(nodes))
         gpu_y[g] = np.repeat(by + label_h + np.arange(len(nodes), dtype=np.int32) * CELL, gpn)
 
     exists = topology.gpu_exists()
@@ -156,6 +175,7 @@ def build_layout(topology: Topology, view_w: float = 1100.0, view_h: float = 560
         columns=cols, scale=scale, pix_gpu=pix_gpu, valid_pos=valid_pos, valid_gpu=valid_gpu,
         valid_sub=valid_sub, gpu_x=gpu_x, gpu_y=gpu_y, rack_origin=tuple(origins),
         rack_label_stride=stride, background=background, compact_index=compact_index,
+        grouping=grouping, row_label_w=label_w,
     )
 
 

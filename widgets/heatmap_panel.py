@@ -1,4 +1,8 @@
-"""GPU health map: every GPU one cell of ONE image, grouped rack -> node -> GPU.
+"""GPU health map: every GPU one cell of ONE image, grouped block -> node -> GPU.
+
+A block is a rack when the config or the exporter's rack label names one; nodes nobody places
+are grouped by host name (`console.grouping`), and the legend says which it is. With few
+nodes, every row carries its node's name.
 
 32,768 GPUs must repaint in a few milliseconds, so the map is a single pyqtgraph `ImageItem`
 of uint8 colour codes through a fixed 256-entry lookup table (never one item per GPU, never
@@ -25,15 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QCursor, QPainterPath
+from PySide6.QtGui import QCursor, QPainterPath, QTransform
 from PySide6.QtWidgets import (QComboBox, QGraphicsItem, QGraphicsPathItem, QGraphicsSimpleTextItem,
-                               QHBoxLayout, QLabel, QToolTip, QVBoxLayout, QWidget)
+                               QHBoxLayout, QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget)
 
+from console.grouping import group_topology, is_fallback_rack, row_labels
 from console.model import Frame, Health, Topology
 from widgets import theme as _theme
 from widgets.drilldown_common import MapSubject
-from widgets.heatmap_layout import (CELL, COMPACT_BELOW, LABEL_PX, PATCH, RACK_GAP_CELLS, HeatmapLayout,
-                                     build_layout, outline_boxes)
+from widgets.heatmap_layout import (CELL, COMPACT_BELOW, LABEL_PX, PATCH, RACK_GAP_CELLS, ROW_LABEL_MAX_NODES,
+                                     HeatmapLayout, build_layout, outline_boxes)
 from widgets.formatting import fmt_int, fmt_metric
 from widgets.panel import Panel, PanelContext
 from widgets.theme import HEALTH_WORDS, PanelHeader, colormap_lut, hex_rgba
@@ -191,6 +196,47 @@ class CodeImageItem(pg.ImageItem):
         self._unrenderable = False
 
 
+class ElidedLabel(QLabel):
+    """One line that ends in "…" when its row is too narrow, the whole text in its tooltip:
+    the grouping note must never push the health counts beside it out of view."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def full_text(self) -> str:
+        return self._full
+
+    def set_full_text(self, text: str) -> None:
+        if text == self._full:
+            return
+        self._full = text
+        self.setToolTip(text)
+        self.updateGeometry()
+        self._elide()
+
+    def sizeHint(self):  # noqa: N802 - Qt override
+        hint = super().sizeHint()
+        hint.setWidth(self.fontMetrics().horizontalAdvance(self._full) + 4)
+        return hint
+
+    def minimumSizeHint(self):  # noqa: N802 - Qt override
+        hint = super().minimumSizeHint()
+        hint.setWidth(min(self.fontMetrics().horizontalAdvance("…") * 4, self.sizeHint().width()))
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        text = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(self.width(), 0))
+        if text != self.text():
+            self.setText(text)
+
+
 class HeatmapPanel(Panel):
     """The GPU health map with metric selector, legend, hover tooltip and click (GUI thread)."""
 
@@ -207,7 +253,8 @@ class HeatmapPanel(Panel):
         self.lut = build_lut(self.metric_spec, _theme.current())
         self._layout_view_size = (0, 0)
         self._layout_cluster = ""  # versions count per cluster: a switch of cluster relayouts
-        self._rack_items: list[QGraphicsSimpleTextItem] = []
+        self._rack_items: list[QGraphicsSimpleTextItem] = []  # block labels
+        self._row_items: list[QGraphicsSimpleTextItem] = []  # node names beside their rows
         self._hover_g = -1
         self._subject: MapSubject | None = None
         self._outline_key: tuple | None = None  # (layout, GPUs) the outline was built for
@@ -276,6 +323,12 @@ class HeatmapPanel(Panel):
         lrow.addWidget(self.colour_bar)
         lrow.addWidget(self.bar_hi)
         lrow.addWidget(self.legend, 1)
+        # How the blocks were chosen ("racks from config", "grouped by hostname prefix"): an
+        # operator must know whether a block is a rack before reading "rack" into it.
+        self.grouping_label = ElidedLabel(self)
+        self.grouping_label.setObjectName("HeatmapGrouping")
+        self.grouping_label.setStyleSheet(f"color: {_theme.current().text_dim};")
+        lrow.addWidget(self.grouping_label, 0)
         lay.addWidget(legend_row)
 
         scene = self.view.scene()
@@ -326,12 +379,11 @@ class HeatmapPanel(Panel):
         topo = frame.topology
         node_i, local = divmod(g, topo.gpus_per_node)
         node = topo.node_names[node_i]
-        rack_i = int(topo.node_rack[node_i])
-        rack = topo.rack_names[rack_i] if 0 <= rack_i < len(topo.rack_names) else "?"
         model = topo.node_model[node_i] if node_i < len(topo.node_model) else ""
         gf = frame.gpu
         health = Health(int(gf.health[g])) if 0 <= int(gf.health[g]) <= 4 else Health.NO_DATA
-        lines = [f"GPU {node}/{local}{f' ({model})' if model else ''} \u2014 node {node}, rack {rack}"]
+        lines = [f"GPU {node}/{local}{f' ({model})' if model else ''} \u2014 node {node}, "
+                 f"{self._place_of(topo, node_i)}"]
         hline = f"Health: {HEALTH_WORDS[health]}"
         xid = float(gf.xid[g])
         if math.isfinite(xid) and xid > 0:
@@ -355,6 +407,18 @@ class HeatmapPanel(Panel):
                      f" \u00b7 memory {fmt_metric('fb_used', gf.fb_used[g])}")
         lines.append(f"Delivering {fmt_metric('delivered_tflops', gf.delivered_tflops[g])}")
         return "\n".join(lines)
+
+    def _place_of(self, topo: Topology, node_i: int) -> str:
+        """ "rack R07", or for a node no config or label places "no rack, group gpu": a
+        host-name group must not be read as a rack."""
+        rack_i = int(topo.node_rack[node_i])
+        rack = topo.rack_names[rack_i] if 0 <= rack_i < len(topo.rack_names) else "?"
+        if not is_fallback_rack(rack_i, topo.rack_names, topo.rack_source):
+            return f"rack {rack}"
+        L = self.layout_info
+        if L is None or L.topology_version != topo.version or node_i >= len(L.grouping.node_group):
+            return "no rack"
+        return f"no rack, group {L.grouping.names[int(L.grouping.node_group[node_i])]}"
 
     def set_outline(self, subject: MapSubject | None) -> None:
         """Outline the subject of the active drill-down window; None clears the outline.
@@ -444,7 +508,7 @@ class HeatmapPanel(Panel):
     # -- rendering ----------------------------------------------------------------------------
 
     def render(self, frame: Frame) -> None:
-        self._ensure_layout(frame.topology, frame.cluster)
+        self._ensure_layout(frame.topology, frame.cluster, frame.simulated)
         L = self.layout_info
         assert L is not None
         if self.metric_spec.cmap and L.scale < self.compact_below:
@@ -517,7 +581,7 @@ class HeatmapPanel(Panel):
         self._drawn = None  # the cell image is stale now: redraw it whole when it is next used
         return codes
 
-    def _ensure_layout(self, topology: Topology, cluster: str = "") -> None:
+    def _ensure_layout(self, topology: Topology, cluster: str = "", simulated: bool = False) -> None:
         """Rebuild the geometry when the topology (of this cluster: every cluster numbers its
         own versions) changes or the view's shape changed a lot."""
         size = (max(self.view.width(), 200), max(self.view.height(), 120))
@@ -533,39 +597,91 @@ class HeatmapPanel(Panel):
         font = pg.QtGui.QFont(th.font_family)
         font.setPixelSize(th.px(13))
         metrics = pg.QtGui.QFontMetrics(font)
-        longest = max(topology.rack_names, key=len, default="")
+        grouping = group_topology(topology, simulated=simulated)
+        longest = max(grouping.names, key=len, default="")
         label_px = metrics.horizontalAdvance(longest) + 12  # a label never touches the next one
-        # Leave room on the right for the last label in a row to overhang its block.
-        L = build_layout(topology, size[0] - 8 - label_px / 2, size[1] - 8, label_text_px=label_px,
-                         gap_code=CODE_GAP, empty_code=CODE_EMPTY,
-                         label_row_px=max(LABEL_PX, metrics.height() + 4))
+        names = row_labels(topology.node_names) if topology.n_nodes <= ROW_LABEL_MAX_NODES else ()
+        label_row_px = max(LABEL_PX, metrics.height() + 4)
+
+        def plan(row_font) -> HeatmapLayout:
+            row_px = self._row_label_width(names, row_font) if row_font is not None else 0.0
+            # Leave room on the right for the last label in a row to overhang its block.
+            return build_layout(topology, size[0] - 8 - label_px / 2, size[1] - 8, label_text_px=label_px,
+                                gap_code=CODE_GAP, empty_code=CODE_EMPTY, label_row_px=label_row_px,
+                                grouping=grouping, row_label_px=row_px)
+
+        row_font = None
+        if names:
+            row_font = pg.QtGui.QFont(th.font_family)
+            row_font.setPixelSize(th.px(13))
+        L = plan(row_font)
+        if row_font is not None:
+            want = self._row_font_px(CELL * L.scale, th)
+            if want > row_font.pixelSize():  # tall rows: bigger names, in a wider column
+                row_font.setPixelSize(want)
+                L = plan(row_font)
+                want = self._row_font_px(CELL * L.scale, th)
+            if want < 10:  # rows too short for legible names (UI.md: no text under 10 px)
+                row_font, names = None, ()
+                L = plan(None)
+            else:  # never taller than the row; a smaller font fits the column kept for it
+                row_font.setPixelSize(min(row_font.pixelSize(), want))
         self.layout_info = L
         self._cell_image = L.background.copy()
         self._compact_image = np.empty(L.compact_index.shape, np.uint8)
         self.image = self._cell_image
         self._drawn = self._compact_drawn = None
-        for item in self._rack_items:
+        for item in self._rack_items + self._row_items:
             self.viewbox.removeItem(item)
-        self._rack_items = []
+        self._rack_items, self._row_items = [], []
         for r, (x, y) in enumerate(L.rack_origin):
             # Label whole columns of the grid, so labels line up from row to row.
-            if (r % L.columns) % L.rack_label_stride or r >= len(topology.rack_names):
+            if (r % L.columns) % L.rack_label_stride or r >= len(grouping.names):
                 continue
-            # A plain C++ text item that ignores the view's scaling: pyqtgraph's TextItem
-            # recomputes its transform in Python on every paint, which at 4,096 nodes (hundreds
-            # of rack labels) cost several milliseconds per frame.
-            item = QGraphicsSimpleTextItem(topology.rack_names[r])
-            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
-            # Drawn from a cached pixmap: the labels repaint with the map under them on every
-            # frame of a continuous metric, and laying out glyphs costs more than a blit.
-            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-            item.setBrush(pg.mkBrush(th.text_dim))
-            item.setFont(font)
-            item.setPos(x - 1, y)
-            self.viewbox.addItem(item)
-            self._rack_items.append(item)
+            self._rack_items.append(self._add_label(grouping.names[r], font, th.text_dim, x - 1, y))
+        if row_font is not None:
+            gpn = topology.gpus_per_node
+            for i, name in enumerate(names):
+                # Right-aligned against the node's first GPU, centred on its row.
+                x, y = float(L.gpu_x[i * gpn]), float(L.gpu_y[i * gpn]) + PATCH / 2
+                self._row_items.append(self._add_label(name, row_font, th.text, x, y, right_middle=True))
+        self.grouping_label.set_full_text(grouping.how)
         overhang = label_px / max(L.scale, 1e-3) / 2
         self.viewbox.setRange(xRange=(0, L.width + overhang), yRange=(0, L.height), padding=0.01)
+
+    def _add_label(self, text: str, font, colour: str, x: float, y: float,
+                   right_middle: bool = False) -> QGraphicsSimpleTextItem:
+        """A label at image point (x, y): its top left there, or with ``right_middle`` its
+        right end (6 screen pixels short) and its middle, for a node's name beside its row."""
+        # A plain C++ text item that ignores the view's scaling: pyqtgraph's TextItem
+        # recomputes its transform in Python on every paint, which at 4,096 nodes (hundreds
+        # of rack labels) cost several milliseconds per frame.
+        item = QGraphicsSimpleTextItem(text)
+        item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        # Drawn from a cached pixmap: the labels repaint with the map under them on every
+        # frame of a continuous metric, and laying out glyphs costs more than a blit.
+        item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        item.setBrush(pg.mkBrush(colour))
+        item.setFont(font)
+        if right_middle:  # in screen pixels: the item ignores the view's scaling
+            box = item.boundingRect()
+            item.setTransform(QTransform.fromTranslate(-box.width() - 6, -box.height() / 2))
+        item.setPos(x, y)
+        self.viewbox.addItem(item)
+        return item
+
+    @staticmethod
+    def _row_label_width(names: tuple[str, ...], font) -> float:
+        """Screen pixels the longest node name needs beside its row, margins included."""
+        metrics = pg.QtGui.QFontMetrics(font)
+        return float(max((metrics.horizontalAdvance(n) for n in names), default=0) + 12)
+
+    @staticmethod
+    def _row_font_px(row_h: float, th: _theme.Theme) -> int:
+        """Node-name size for rows ``row_h`` screen pixels tall: about half a tall row (up to
+        1.7 times the desk size, for a wall), the desk size when the row holds it, else as
+        much as the row holds; under 10 means the rows are too short for names."""
+        return max(min(int(row_h * 0.55), th.px(22)), min(th.px(13), int(row_h * 0.9)))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)

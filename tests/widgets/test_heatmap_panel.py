@@ -17,6 +17,7 @@ from widgets.heatmap_panel import (
     PATTERNS,
     MARK_CROSS,
     MARK_SLASH,
+    PATCH,
     HeatmapPanel,
     build_layout,
 )
@@ -407,3 +408,135 @@ def test_unchanged_compact_frame_is_not_redrawn(qtbot, make_frame, monkeypatch):
     assert calls == [1]
     assert panel.image is image  # updated in place
     assert panel.code_of_gpu(0) == N_CONT - 1
+
+
+# --- blocks and names without racks -----------------------------------------------------------
+
+
+def _frame_of(names: tuple[str, ...], rack_names: tuple[str, ...] = ("unracked",),
+              node_rack: list[int] | None = None, rack_source: tuple[str, ...] = ("",), seq: int = 1):
+    """The known frame re-cut onto other nodes (8 GPUs each, all OK): what the state builds for
+    a site whose exporter has no rack label and whose config names no racks."""
+    import dataclasses
+
+    from conftest import build_frame
+
+    from console.model import GpuFrame
+
+    base = build_frame(seq=seq, simulated=False)
+    n = len(names) * 8
+    topo = Topology(
+        node_names=names, node_rack=np.array(node_rack or [0] * len(names), np.int32),
+        rack_names=rack_names, gpus_per_node=8, node_gpu_count=np.full(len(names), 8, np.int16),
+        node_model=("H100",) * len(names), gpu_peak_tflops=np.full(n, 989.5, np.float32),
+        gpu_max_clock_mhz=np.full(n, 1980.0, np.float32), version=6 + seq, rack_source=rack_source)
+    arrays = {f.name: np.zeros(n, np.asarray(getattr(base.gpu, f.name)).dtype)
+              for f in dataclasses.fields(GpuFrame) if getattr(base.gpu, f.name) is not None}
+    arrays["job_row"][:], arrays["tenant"][:] = -1, -1
+    return dataclasses.replace(base, topology=topo, gpu=GpuFrame(**arrays))
+
+
+NINE = tuple(f"gpu{i:02d}" for i in range(1, 9)) + ("cpu01",)
+
+
+def shown_panel(qtbot, frame, size=(900, 500)) -> HeatmapPanel:
+    """A panel on screen (off-screen platform), so the map's view has its real size."""
+    panel = HeatmapPanel(PanelContext())
+    qtbot.addWidget(panel)
+    panel.resize(*size)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.show_frame(frame)
+    panel.render_now()
+    return panel
+
+
+def _label_texts(items) -> list[str]:
+    return [i.text() for i in items if i.isVisible()]
+
+
+def test_without_racks_nodes_are_grouped_by_hostname_and_every_row_is_named(qtbot):
+    panel = shown_panel(qtbot, _frame_of(NINE))
+    assert _label_texts(panel._rack_items) == ["cpu", "gpu"]
+    assert _label_texts(panel._row_items) == list(NINE)
+    # the legend's layout gives the note its width when the event loop runs
+    qtbot.waitUntil(lambda: panel.grouping_label.text() == "grouped by hostname prefix (no rack labels)")
+    assert panel.grouping_label.isVisible()
+    L = panel.layout_info
+    view = panel.viewbox
+    for i, item in enumerate(panel._row_items):
+        # each name sits on its own row, centred on it, and fits left of the row's first GPU
+        # without running into the block on its left
+        assert (item.pos().x(), item.pos().y()) == (float(L.gpu_x[i * 8]), float(L.gpu_y[i * 8]) + PATCH / 2)
+        width = item.boundingRect().width()
+        left = view.mapViewToScene(pg.Point(item.pos().x(), 0)).x() + item.transform().dx()
+        block_left = view.mapViewToScene(pg.Point(L.rack_origin[int(L.grouping.node_group[i])][0], 0)).x()
+        assert item.transform().dx() == -width - 6 and left >= block_left
+        assert item.transform().dy() == -item.boundingRect().height() / 2
+        assert item.font().pixelSize() >= 10
+    tip = panel.tooltip_for_gpu(3 * 8 + 1).splitlines()[0]
+    assert tip == "GPU gpu04/1 (H100) \u2014 node gpu04, no rack, group gpu"
+
+
+def test_many_nodes_get_numbered_blocks_and_no_row_names(qtbot):
+    names = tuple(f"n{i:04d}" for i in range(1, 129))
+    panel = shown_panel(qtbot, _frame_of(names), size=(1400, 500))  # room for the whole note
+    assert panel._row_items == []
+    assert panel.layout_info.grouping.names == ("n0001\u20130032", "n0033\u20130064", "n0065\u20130096",
+                                                "n0097\u20130128")
+    assert _label_texts(panel._rack_items)[0] == "n0001\u20130032"
+    qtbot.waitUntil(lambda: panel.grouping_label.text()
+                    == "grouped by hostname prefix, up to 32 nodes per block (no rack labels)")
+    # the 33rd node is the first row of the second block
+    L = panel.layout_info
+    assert L.gpu_y[32 * 8] == L.gpu_y[0] and L.gpu_x[32 * 8] > L.gpu_x[31 * 8]
+
+
+def test_racks_keep_their_names_and_the_legend_says_where_they_came_from(qtbot):
+    frame = _frame_of(("gpu01", "gpu02", "gpu03"), rack_names=("A1", "unracked"), node_rack=[0, 0, 1],
+                      rack_source=("config", ""))
+    panel = shown_panel(qtbot, frame, size=(1400, 500))
+    assert _label_texts(panel._rack_items) == ["A1", "gpu"]
+    qtbot.waitUntil(lambda: panel.grouping_label.text()
+                    == "racks from config; 1 node without a rack grouped by hostname prefix")
+    assert panel.tooltip_for_gpu(0).splitlines()[0].endswith("node gpu01, rack A1")
+    assert panel.tooltip_for_gpu(16).splitlines()[0].endswith("node gpu03, no rack, group gpu")
+    labelled = _frame_of(("gpu01", "gpu02"), rack_names=("R01", "R02"), node_rack=[0, 1],
+                         rack_source=("label", "label"), seq=2)
+    panel.show_frame(labelled)
+    panel.render_now()
+    assert _label_texts(panel._rack_items) == ["R01", "R02"]
+    qtbot.waitUntil(lambda: panel.grouping_label.text() == "racks from the exporter's rack label")
+
+
+def test_the_simulator_racks_are_named_as_the_simulators(qtbot, make_frame):
+    import dataclasses
+
+    frame = make_frame()  # simulated, racks R01 and R02
+    topo = dataclasses.replace(frame.topology, rack_source=("label", "label"))
+    panel = shown_panel(qtbot, dataclasses.replace(frame, topology=topo))
+    assert _label_texts(panel._rack_items) == ["R01", "R02"]
+    qtbot.waitUntil(lambda: panel.grouping_label.text() == "racks from the simulator")
+
+
+def test_rows_too_short_for_legible_names_are_left_unnamed(qtbot):
+    names = tuple(f"gpu{i:02d}" for i in range(1, 65))  # 64 nodes: names wanted if they fit
+    panel = shown_panel(qtbot, _frame_of(names))
+    assert _label_texts(panel._row_items) == list(names)
+    assert all(i.font().pixelSize() >= 10 for i in panel._row_items)
+    panel.resize(420, 160)  # a small dock: rows a few pixels tall
+    panel.show_frame(_frame_of(names, seq=2))
+    panel.render_now()
+    assert panel._row_items == [] and panel.layout_info.row_label_w == 0
+    assert panel.layout_info.grouping.names == ("gpu01\u201332", "gpu33\u201364")
+
+
+def test_a_narrow_legend_shortens_the_grouping_note_and_keeps_it_whole_in_the_tooltip(qtbot):
+    panel = shown_panel(qtbot, _frame_of(NINE))
+    full = "grouped by hostname prefix (no rack labels)"
+    qtbot.waitUntil(lambda: panel.grouping_label.text() == full)
+    panel.resize(520, 400)
+    qtbot.waitUntil(lambda: panel.grouping_label.text() != full)
+    assert panel.grouping_label.text().endswith("\u2026")
+    assert panel.grouping_label.toolTip() == full and panel.grouping_label.full_text() == full
+    assert "OK 72" in panel.legend.text()  # the counts beside it stay whole
