@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from console.config import ConfigError, Settings, demo_settings, find_config, load_settings
+from console.config import (ConfigError, Settings, demo_settings, find_config, load_settings,
+                            read_only_settings)
 from console.model import Frame, SourceState
 
 EXIT_OK, EXIT_SOURCE_FAILING, EXIT_USAGE, EXIT_SECRET = 0, 1, 2, 3
@@ -40,6 +41,9 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--engine", choices=("auto", "thread", "process"),
                    help="where the engine runs: a worker process (default for live endpoints and "
                         "over 1,024 simulated nodes) or a thread")
+    g.add_argument("--read-only", action="store_true",
+                   help="send no changes (silences, drains, cancellations): every action is "
+                        "refused; always on in presentation mode")
     g.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     return p
 
@@ -56,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", parents=[common], help="print the headline figures and exit")
     st.add_argument("--json", action="store_true", help="machine-readable output (a stable contract)")
     st.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for every source")
+    st.add_argument("--after", type=float, default=0.0, metavar="SECONDS",
+                    help="keep polling this long after every source has answered once, then "
+                         "print the steady state (the first answer alone can mislead a check)")
     sn = sub.add_parser("snapshot", parents=[common], help="render the dashboard to a PNG, off-screen")
     sn.add_argument("--out", required=True, metavar="FILE.png")
     sn.add_argument("--after", type=float, default=0.0, metavar="SECONDS",
@@ -97,8 +104,12 @@ def status_dict(frame: Frame) -> dict[str, Any]:
     """The documented JSON contract of ``aisc-console status --json`` (see README)."""
     k = frame.kpis
 
-    def num(x: float) -> float | None:
-        return None if not math.isfinite(x) else round(float(x), 3)
+    def num(x: float | None) -> float | None:
+        """Unknown (None, NaN) stays null: a script must never read it as 0."""
+        return None if x is None or not math.isfinite(x) else round(float(x), 3)
+
+    def counts(x: Any) -> dict[str, int] | None:
+        return None if x is None else dict(x)
 
     return {
         "schema": 1,
@@ -116,14 +127,14 @@ def status_dict(frame: Frame) -> dict[str, Any]:
         "gpus_healthy": k.gpus_healthy,
         "gpus_allocated": k.gpus_allocated,
         "gpus_busy": k.gpus_busy,
-        "gpus_by_health": dict(k.gpus_by_health),
+        "gpus_by_health": counts(k.gpus_by_health),
         "nodes_total": k.nodes_total,
-        "nodes_by_state": dict(k.nodes_by_state),
+        "nodes_by_state": counts(k.nodes_by_state),
         "jobs_running": k.jobs_running,
         "jobs_pending": k.jobs_pending,
         "gpus_pending": k.gpus_pending,
         "alerts_firing": k.alerts_firing,
-        "alerts_by_severity": dict(k.alerts_by_severity),
+        "alerts_by_severity": counts(k.alerts_by_severity),
         "anomalies_open": k.anomalies_open,
         "sources": [
             {"name": s.name, "kind": s.kind, "state": s.state.value,
@@ -140,21 +151,37 @@ def failing_sources(frame: Frame) -> list[str]:
     return [s.name for s in frame.sources if s.state in bad]
 
 
+NO_DATA = "no data"
+
+
+def _n(x: float | int | None, unit: str = "") -> str:
+    """A figure with thousands separators and its unit, or "no data" (never 0) when unknown."""
+    if x is None or not math.isfinite(x):
+        return NO_DATA
+    return f"{x:,.0f}{unit}"
+
+
 def format_status(frame: Frame) -> str:
     k = frame.kpis
+    delivered, installed = k.delivered_pf, k.installed_pf
+    share = (f", {100.0 * delivered / installed:.0f} %"
+             if delivered is not None and installed and math.isfinite(delivered) else "")
     sev = k.alerts_by_severity
-    pct = (100.0 * k.delivered_pf / k.installed_pf) if k.installed_pf else 0.0
+    alerts = (f"{NO_DATA} on alerts" if sev is None else
+              f"{sev.get('critical', 0)} critical, {sev.get('warning', 0)} warning, "
+              f"{sev.get('info', 0)} info firing")
     lines = [
         f"{frame.cluster}" + ("  [SIMULATED CLUSTER]" if frame.simulated else ""),
-        f"  Delivered   {k.delivered_pf:,.0f} PF of {k.installed_pf:,.0f} PF installed "
-        f"({k.precision}), {pct:.0f} %",
-        f"  Capacity    available {k.available_pf:,.0f} PF, allocated {k.allocated_pf:,.0f} PF, "
-        f"busy {k.busy_pf:,.0f} PF",
-        f"  GPUs        {k.gpus_healthy:,} healthy, {k.gpus_allocated:,} in use, {k.gpus_total:,} total",
-        f"  Jobs        {k.jobs_running:,} running, {k.jobs_pending:,} pending "
-        f"({k.gpus_pending:,} GPUs waiting)",
-        f"  Alerts      {sev.get('critical', 0)} critical, {sev.get('warning', 0)} warning, "
-        f"{sev.get('info', 0)} info firing; {k.anomalies_open} anomalies open",
+        f"  Delivered   {_n(k.delivered_pf, ' PF')} of {_n(k.installed_pf, ' PF')} installed "
+        f"({k.precision}){share}" if k.installed_pf is not None else
+        f"  Delivered   {_n(k.delivered_pf, ' PF')}; installed: {NO_DATA} ({k.precision})",
+        f"  Capacity    available {_n(k.available_pf, ' PF')}, allocated {_n(k.allocated_pf, ' PF')}, "
+        f"busy {_n(k.busy_pf, ' PF')}",
+        f"  GPUs        {_n(k.gpus_healthy)} healthy, {_n(k.gpus_allocated)} in use, "
+        f"{_n(k.gpus_total)} total",
+        f"  Jobs        {_n(k.jobs_running)} running, {_n(k.jobs_pending)} pending "
+        f"({_n(k.gpus_pending)} GPUs waiting)",
+        f"  Alerts      {alerts}; {_n(k.anomalies_open)} anomalies open",
         "  Sources",
     ]
     for s in frame.sources:
@@ -193,12 +220,28 @@ def no_frame_dict(name: str, simulated: bool, timeout: float) -> dict[str, Any]:
             "error": f"no data within {timeout:.0f} s", "sources": []}
 
 
+def _settle(engine: Any, frame: Frame, after_s: float) -> Frame:
+    """Keep the engine polling for ``after_s`` seconds and return its newest frame, so a
+    script sees the steady state (a source that fails from its second poll on, figures that
+    need two scrapes) rather than the first answer."""
+    end = time.monotonic() + max(0.0, after_s)
+    while (left := end - time.monotonic()) > 0:
+        try:
+            frame = engine.wait_frames(1, timeout=left)
+        except TimeoutError:
+            break  # no new frame in the time left: the newest one we have is the answer
+    return engine.latest_frame() or frame
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    if args.after < 0 or not math.isfinite(args.after):
+        raise ConfigError("--after must be a number of seconds, 0 or more")
     if _wants_fleet(settings, args):
         return _status_fleet(args, settings)
     engine = _engine(settings, args)
     with engine:
         frame = engine.wait_ready(timeout=args.timeout)
+        frame = _settle(engine, frame, args.after)
     if args.json:
         print(json.dumps(status_dict(frame), indent=2))
     else:
@@ -212,6 +255,9 @@ def _status_fleet(args: argparse.Namespace, settings: Settings) -> int:
     fleet = _fleet(settings, args)
     with fleet:
         frames = fleet.wait_ready(timeout=args.timeout)
+        if args.after > 0:
+            time.sleep(args.after)  # each engine polls on its own; then take the newest frames
+            frames = {n: fleet.latest(n) or f for n, f in frames.items()}
     failing = False
     objects: list[dict[str, Any]] = []
     blocks: list[str] = []
@@ -302,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_login(args)
     try:
         settings = resolve_settings(args)
+        if getattr(args, "read_only", False) or getattr(args, "presentation", False):
+            settings = read_only_settings(settings)
         if args.command == "status":
             return cmd_status(args, settings)
         if args.command == "snapshot":
@@ -313,6 +361,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `aisc-console status | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except RuntimeError as e:  # the engine's worker process died: say so in words, exit failing
+        from console.engine_process import EngineProcessError
+
+        if not isinstance(e, EngineProcessError):
+            raise
+        print(f"aisc-console: console engine down: {e}", file=sys.stderr)
+        return EXIT_SOURCE_FAILING
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ _DATA_KINDS = ("telemetry", "scheduler", "alerts")
 
 @dataclass(frozen=True)
 class FleetRow:
-    """One cluster's line in the fleet overview; NaN / None where the cluster has no data yet.
+    """One cluster's line in the fleet overview; NaN (PF) / None (counts) where a figure is
+    unknown: no data yet, or its data is past the stale limit (never 0, README "status --json").
 
     ``source_state`` is the worst state over the cluster's sources and ``source_errors`` the
     error words of the sources in that state ("slurm: token rejected or expired"), so a row says
@@ -61,13 +62,13 @@ class FleetRow:
     delivered_pf: float
     installed_pf: float
     precision: str
-    gpus_healthy: int
-    gpus_total: int
-    jobs_running: int
-    jobs_pending: int
-    alerts_critical: int
-    alerts_warning: int
-    alerts_info: int
+    gpus_healthy: int | None
+    gpus_total: int | None
+    jobs_running: int | None
+    jobs_pending: int | None
+    alerts_critical: int | None
+    alerts_warning: int | None
+    alerts_info: int | None
     source_state: SourceState
     source_errors: str
     data_age_s: float | None
@@ -77,7 +78,9 @@ class FleetRow:
     alerts: str = "waiting"
 
     @property
-    def alerts_firing(self) -> int:
+    def alerts_firing(self) -> int | None:
+        if self.alerts_critical is None or self.alerts_warning is None or self.alerts_info is None:
+            return None
         return self.alerts_critical + self.alerts_warning + self.alerts_info
 
     @property
@@ -85,7 +88,7 @@ class FleetRow:
         """The most severe level with at least one alert firing, or None when all is quiet."""
         for sev, n in ((Severity.CRITICAL, self.alerts_critical), (Severity.WARNING, self.alerts_warning),
                        (Severity.INFO, self.alerts_info)):
-            if n:
+            if n:  # None (unknown) is not an alert firing
                 return sev
         return None
 
@@ -138,9 +141,9 @@ def _is_stale(frame: Frame, now: float) -> bool:
 def waiting_row(name: str, simulated: bool = False, error: str = "") -> FleetRow:
     """The row of a cluster whose engine has not delivered a frame yet (or has died)."""
     return FleetRow(name=name, waiting=True, simulated=simulated, delivered_pf=math.nan,
-                    installed_pf=math.nan, precision="", gpus_healthy=0, gpus_total=0,
-                    jobs_running=0, jobs_pending=0, alerts_critical=0, alerts_warning=0,
-                    alerts_info=0, source_state=SourceState.WAITING,
+                    installed_pf=math.nan, precision="", gpus_healthy=None, gpus_total=None,
+                    jobs_running=None, jobs_pending=None, alerts_critical=None,
+                    alerts_warning=None, alerts_info=None, source_state=SourceState.WAITING,
                     source_errors=error, data_age_s=None, stale=bool(error))
 
 
@@ -154,16 +157,28 @@ def fleet_row(name: str, frame: Frame | None, now: float, *, simulated: bool = F
     state, words = worst_source(frame)
     if error:
         state, words = SourceState.FAILING, error + (f"; {words}" if words else "")
+
+    def level(word: str) -> int | None:
+        return None if sev is None else int(sev.get(word, 0))
+
     return FleetRow(
         name=name, waiting=False, simulated=bool(frame.simulated),
-        delivered_pf=float(k.delivered_pf), installed_pf=float(k.installed_pf),
-        precision=k.precision, gpus_healthy=int(k.gpus_healthy), gpus_total=int(k.gpus_total),
-        jobs_running=int(k.jobs_running), jobs_pending=int(k.jobs_pending),
-        alerts_critical=int(sev.get("critical", 0)), alerts_warning=int(sev.get("warning", 0)),
-        alerts_info=int(sev.get("info", 0)), source_state=state, source_errors=words,
+        delivered_pf=_pf(k.delivered_pf), installed_pf=_pf(k.installed_pf),
+        precision=k.precision, gpus_healthy=_count(k.gpus_healthy), gpus_total=_count(k.gpus_total),
+        jobs_running=_count(k.jobs_running), jobs_pending=_count(k.jobs_pending),
+        alerts_critical=level("critical"), alerts_warning=level("warning"),
+        alerts_info=level("info"), source_state=state, source_errors=words,
         data_age_s=data_age(frame, now), stale=_is_stale(frame, now) or bool(error),
         telemetry=data_presence(frame, "telemetry"), scheduler=data_presence(frame, "scheduler"),
         alerts=data_presence(frame, "alerts"))
+
+
+def _pf(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _count(x: int | None) -> int | None:
+    return None if x is None else int(x)
 
 
 def fleet_rows(frames: Mapping[str, Frame | None], now: float, *,

@@ -91,5 +91,45 @@ def board_power_w(model: str) -> float:
     return float("nan")
 
 
+#: Slurm gres type (``gpu:h100:8`` -> "h100"), normalised by `_gres_key`, -> the model name the
+#: exporter would report, so that a node no exporter describes is peaked as what Slurm says it
+#: holds rather than as the config's default. Sites name gres types freely; these are the usual
+#: spellings. Most specific first: matched as a prefix of the normalised type.
+_GRES_MODELS: tuple[tuple[str, str], ...] = (
+    ("gb200", "NVIDIA GB200"),
+    ("b200", "NVIDIA B200"),
+    ("h100pcie", "NVIDIA H100 PCIe"),
+    ("h100", "NVIDIA H100 80GB HBM3"),
+    ("h800", "NVIDIA H800 80GB HBM3"),
+    ("h200", "NVIDIA H200"),
+    ("h20", "NVIDIA H20"),
+    ("a100", "NVIDIA A100-SXM4-80GB"),
+    ("l40s", "NVIDIA L40S"),
+    ("mi300x", "AMD Instinct MI300X"),
+    ("mi300", "AMD Instinct MI300X"),
+)
+
+
+def _gres_key(gres_type: str) -> str:
+    """"H100_PCIe", "h100-pcie", "nvidia_h100" -> "h100pcie", "h100": vendor and separators
+    carry no meaning in a gres type, the model and its variant do."""
+    key = "".join(ch for ch in gres_type.lower() if ch.isalnum())
+    for vendor in ("nvidia", "amd", "tesla", "instinct"):
+        key = key.removeprefix(vendor)
+    return key
+
+
+def model_from_gres(gres_type: str) -> str:
+    """The model name for a Slurm gres type ("h100" -> "NVIDIA H100 80GB HBM3"); "" when the
+    type is empty or not one this table knows (the caller then falls back to the config)."""
+    key = _gres_key(gres_type)
+    if not key:
+        return ""
+    for prefix, model in _GRES_MODELS:
+        if key.startswith(prefix):
+            return model
+    return ""
+
+
 def precision_words(precision: str) -> str:
     return PRECISIONS.get(precision, precision)

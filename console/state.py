@@ -8,9 +8,11 @@ bumped) only when the set of nodes changes. Figures follow DESIGN.md "Key defini
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -23,10 +25,11 @@ from console.model import (ACTIVE_JOB_STATES, AVAILABLE_NODE_STATES, Alert, Aler
                            Kpis, NodeState, NodeTable, SchedulerUpdate, Severity, Silence,
                            SourceState, SourceStatus, TelemetryUpdate, TenantTable, Topology,
                            TELEMETRY_METRICS)
-from console.peaks import boost_clock_mhz, peak_tflops, precision_words
+from console.peaks import boost_clock_mhz, model_from_gres, peak_tflops, precision_words
 from console.polling import PollResult
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 KINDS = ("telemetry", "scheduler", "alerts")
 SERIES = ("delivered_pf", "installed_pf", "available_pf", "allocated_pf", "busy_pf",
@@ -79,9 +82,14 @@ class ClusterState:
         # Topology and per-node data, in topology order.
         self._node_names: tuple[str, ...] = ()
         self._node_rack_hint: dict[str, str] = {}
-        self._node_model_hint: dict[str, str] = {}
-        self._node_gpus_hint: dict[str, int] = {}
-        self._gpus_from_telemetry: set[str] = set()
+        self._node_model_hint: dict[str, str] = {}  # the exporter's modelName, per node
+        # A node's GPUs: Slurm's gres when it names any, else the columns its exporter has
+        # reported (the most ever seen), else none - never a guessed slot count (issue 13).
+        self._gres_gpus: dict[str, int] = {}
+        self._gres_type: dict[str, str] = {}
+        self._tel_gpus: dict[str, int] = {}
+        # Where each node's GPU model came from when not the exporter: "gres"/"config" -> words.
+        self._model_notes: dict[str, str] = {}
         self._gpn = 1  # slots per node; grows to the widest node any update reports
         self.topology = self._make_topology(0)
         self._tel = {k: np.zeros((0, self._gpn), np.float32) for k in TELEMETRY_METRICS}
@@ -156,15 +164,16 @@ class ClusterState:
 
     def _apply_telemetry(self, u: TelemetryUpdate) -> None:
         hints_changed = False
+        reported = _reported_columns(u)
         for i, n in enumerate(u.nodes):
-            if n not in self._node_gpus_hint:
-                self._node_gpus_hint[n] = u.gpus_per_node
-                self._gpus_from_telemetry.add(n)
+            if reported[i] > self._tel_gpus.get(n, 0):
+                self._tel_gpus[n] = int(reported[i])
                 hints_changed = True
             if u.node_rack and u.node_rack[i]:
                 self._node_rack_hint[n] = u.node_rack[i]
-            if u.node_model and u.node_model[i]:
+            if u.node_model and u.node_model[i] and self._node_model_hint.get(n) != u.node_model[i]:
                 self._node_model_hint[n] = u.node_model[i]
+                hints_changed = True
         self._ensure_nodes(u.nodes, u.gpus_per_node, force=hints_changed)
         rows = self._rows_for(u.nodes)
         n, gpn = self.topology.n_nodes, self._gpn
@@ -184,15 +193,14 @@ class ClusterState:
 
     def _apply_scheduler(self, u: SchedulerUpdate) -> None:
         if u.nodes is not None:
-            hints_changed = False
-            for name, g in zip(u.nodes.names, u.nodes.gpus):
-                # The scheduler's GPU count wins over the telemetry's column count.
-                if g > 0 and (self._node_gpus_hint.get(name) != int(g) or name in self._gpus_from_telemetry):
-                    self._node_gpus_hint[name] = int(g)
-                    self._gpus_from_telemetry.discard(name)
-                    hints_changed = True
+            # The scheduler's gres count wins over the telemetry's columns; no gres, no GPUs
+            # from Slurm (a CPU or login node).
+            gres = {n: int(g) for n, g in zip(u.nodes.names, u.nodes.gpus) if g > 0}
+            types = {n: t for n, t in zip(u.nodes.names, u.nodes.gpu_types) if t}
+            hints_changed = gres != self._gres_gpus or types != self._gres_type
+            self._gres_gpus, self._gres_type = gres, types
             self._nodes = u.nodes
-            self._ensure_nodes(u.nodes.names, max([self._gpn, *map(int, u.nodes.gpus)]),
+            self._ensure_nodes(u.nodes.names, max([self._gpn, *gres.values()]),
                                force=hints_changed)
             self._nodes_aligned = self._align_nodes()
         if u.jobs is not None:
@@ -284,6 +292,7 @@ class ClusterState:
         names = self._node_names
         rack_names: list[str] = []
         rack_idx: dict[str, int] = {}
+        rack_source: list[str] = []  # where each rack's name came from (the map's legend says)
         node_rack = np.zeros(len(names), np.int32)
         models, counts = [], np.zeros(len(names), np.int16)
         for i, n in enumerate(names):
@@ -291,8 +300,11 @@ class ClusterState:
             node_rack[i] = rack_idx.setdefault(r, len(rack_names))
             if node_rack[i] == len(rack_names):
                 rack_names.append(r)
-            models.append(self._node_model_hint.get(n) or self.cluster.gpu_model)
-            counts[i] = min(self._node_gpus_hint.get(n, self._gpn), self._gpn)
+                rack_source.append("config" if self._rack_of.get(n)
+                                   else "label" if self._node_rack_hint.get(n) else "")
+            counts[i] = min(self._gpu_count(n), self._gpn)
+            models.append(self._gpu_model(n)[0] if counts[i] else "")
+        self._model_notes = self._model_source_notes(names, counts)
         gpn = self._gpn
         exists = (np.arange(gpn)[None, :] < counts[:, None]).reshape(-1)
         per_model_peak = {m: peak_tflops(m, self.cluster.precision, self.cluster.peaks) for m in set(models)}
@@ -304,7 +316,46 @@ class ClusterState:
                         gpus_per_node=gpn, node_gpu_count=counts, node_model=tuple(models),
                         gpu_peak_tflops=peak, gpu_max_clock_mhz=clock,
                         precision=precision_words(self.cluster.precision), version=version,
+                        rack_source=tuple(rack_source),
                         **self._site.topology_fields(names, tuple(rack_names)))
+
+    def _gpu_count(self, node: str) -> int:
+        """Slurm's gres count when it names GPUs, else the exporter's reported columns, else 0."""
+        return self._gres_gpus.get(node) or self._tel_gpus.get(node, 0)
+
+    def _gpu_model(self, node: str) -> tuple[str, str]:
+        """(model name, where from): the exporter's modelName, else the gres type, else the config."""
+        model = self._node_model_hint.get(node)
+        if model:
+            return model, "exporter"
+        model = model_from_gres(self._gres_type.get(node, ""))
+        if model:
+            return model, "gres"
+        return self.cluster.gpu_model, "config"
+
+    def _model_source_notes(self, names: Sequence[str], counts: np.ndarray) -> dict[str, str]:
+        """Words for the source status saying which GPU models were not named by the exporter,
+        so an operator can tell a figure priced on Slurm's word or the config's default."""
+        by_source: dict[str, list[str]] = {"gres": [], "config": []}
+        for n, c in zip(names, counts):
+            if c:
+                _, source = self._gpu_model(n)
+                if source in by_source:
+                    by_source[source].append(n)
+        notes = {}
+        gres_nodes = by_source["gres"]
+        if gres_nodes:
+            types = ", ".join(sorted({self._gres_type[n] for n in gres_nodes})[:3])
+            notes["gres"] = (f"GPU model from Slurm gres for {len(gres_nodes):,} "
+                             f"node{'s' if len(gres_nodes) != 1 else ''} ({types})")
+        cfg_nodes = by_source["config"]
+        if cfg_nodes:
+            unknown = sorted({self._gres_type[n] for n in cfg_nodes if n in self._gres_type})[:3]
+            why = f"; gres type {', '.join(unknown)} not known" if unknown else ""
+            notes["config"] = (f"GPU model from the config for {len(cfg_nodes):,} "
+                               f"node{'s' if len(cfg_nodes) != 1 else ''} "
+                               f"({self.cluster.gpu_model}{why})")
+        return notes
 
     def _rows_for(self, names: tuple[str, ...]) -> np.ndarray:
         rows = self._row_cache.get(names)
@@ -336,6 +387,8 @@ class ClusterState:
             gpus=pick(src.gpus, 0, np.int16),
             gpus_alloc=pick(src.gpus_alloc, 0, np.int16),
             partitions=tuple(src.partitions[i] if ok else () for i, ok in zip(t, have)),
+            gpu_types=(tuple(src.gpu_types[i] if ok else "" for i, ok in zip(t, have))
+                       if src.gpu_types else ()),
         )
 
     # ------------------------------------------------------------------ frames
@@ -350,8 +403,8 @@ class ClusterState:
         tel = {k: v.reshape(-1) for k, v in self._tel.items()}
         statuses = self._statuses(now)
         stale_after = self._stale_after()
-        tel_age = None if self._data_time["telemetry"] is None else now - self._data_time["telemetry"]
-        tel_fresh = tel_age is not None and tel_age <= stale_after["telemetry"]
+        known = self._known(now, stale_after)
+        tel_fresh = known["telemetry"]
         nodes = self._nodes_aligned
         node_known = getattr(self, "_node_known", np.zeros(topo.n_nodes, bool))
 
@@ -379,8 +432,8 @@ class ClusterState:
                 np.isfinite(tel["sm_clock"]) & (topo.gpu_max_clock_mhz > 0),
                 np.clip(tel["sm_clock"] / np.where(topo.gpu_max_clock_mhz > 0, topo.gpu_max_clock_mhz, 1), 0, 1), 1.0)
             delivered = np.nan_to_num(tel["tensor"], nan=0.0) * clock_factor * topo.gpu_peak_tflops
-        if not tel_fresh:
-            delivered = np.zeros_like(delivered)
+        if not tel_fresh:  # unknown, not idle: no per-GPU figure, no tenant sum
+            delivered = np.full_like(delivered, np.nan)
         delivered = delivered.astype(np.float32)
 
         health = health_mod.gpu_health(
@@ -404,30 +457,43 @@ class ClusterState:
         sev_counts = {s.name.lower(): sum(1 for a in firing if a.severity == s) for s in Severity}
         health_counts = np.bincount(health[exists].astype(np.intp), minlength=len(Health))
         state_counts = np.bincount(nodes.state.astype(np.intp)[node_known], minlength=len(NodeState))
+        # Each figure only from data that is known now (README, "status --json"): unknown is
+        # None, never the 0 an empty array would sum to.
+        k_tel, k_sch, k_alr = known["telemetry"], known["scheduler"], known["alerts"]
+        k_inv = k_tel or k_sch  # the inventory (nodes, GPUs) comes from either
         kpis = Kpis(
-            installed_pf=pf(exists), available_pf=pf(gpu_avail), allocated_pf=pf(has_job),
-            busy_pf=pf(busy), delivered_pf=float(delivered.sum(dtype=np.float64)) / 1000.0,
+            installed_pf=_known_or_none(k_inv, lambda: pf(exists)),
+            available_pf=_known_or_none(k_sch, lambda: pf(gpu_avail)),
+            allocated_pf=_known_or_none(k_sch, lambda: pf(has_job)),
+            busy_pf=_known_or_none(k_tel and k_sch, lambda: pf(busy)),
+            delivered_pf=_known_or_none(k_tel, lambda: float(delivered.sum(dtype=np.float64)) / 1000.0),
             precision=topo.precision,
-            gpus_total=int(exists.sum()), gpus_available=int(gpu_avail.sum()),
-            gpus_healthy=int(health_counts[Health.OK]), gpus_allocated=int(has_job.sum()),
-            gpus_busy=int(busy.sum()),
-            gpus_by_health={h.name.lower(): int(health_counts[h]) for h in Health},
-            nodes_total=topo.n_nodes,
-            nodes_by_state={s.name: int(state_counts[s]) for s in NodeState if state_counts[s]},
-            jobs_running=int(running.sum()), jobs_pending=int(pending.sum()),
-            gpus_pending=int(jobs.gpus[pending].sum()),
-            alerts_firing=len(firing), alerts_by_severity=sev_counts,
+            gpus_total=_known_or_none(k_inv, lambda: int(exists.sum())),
+            gpus_available=_known_or_none(k_sch, lambda: int(gpu_avail.sum())),
+            gpus_healthy=_known_or_none(k_tel, lambda: int(health_counts[Health.OK])),
+            gpus_allocated=_known_or_none(k_sch, lambda: int(has_job.sum())),
+            gpus_busy=_known_or_none(k_tel and k_sch, lambda: int(busy.sum())),
+            gpus_by_health=_known_or_none(
+                k_tel, lambda: {h.name.lower(): int(health_counts[h]) for h in Health}),
+            nodes_total=_known_or_none(k_inv, lambda: topo.n_nodes),
+            nodes_by_state=_known_or_none(
+                k_sch, lambda: {s.name: int(state_counts[s]) for s in NodeState if state_counts[s]}),
+            jobs_running=_known_or_none(k_sch, lambda: int(running.sum())),
+            jobs_pending=_known_or_none(k_sch, lambda: int(pending.sum())),
+            gpus_pending=_known_or_none(k_sch, lambda: int(jobs.gpus[pending].sum())),
+            alerts_firing=_known_or_none(k_alr, lambda: len(firing)),
+            alerts_by_severity=_known_or_none(k_alr, lambda: sev_counts),
             anomalies_open=sum(1 for a in self.anomalies if a.ended_at is None),
         )
 
         tenants = self._tenant_table(jobs, running, pending, tenant, has_job, delivered, peak,
                                      int(exists.sum()))
         data_t = self._data_now or now
-        self._history.append(data_t, np.array(
-            [kpis.delivered_pf, kpis.installed_pf, kpis.available_pf, kpis.allocated_pf,
-             kpis.busy_pf, kpis.jobs_running, kpis.jobs_pending], np.float32))
-        self._tenant_pf.append(data_t, tenants.delivered_pf)
-        self._tenant_gpus.append(data_t, tenants.gpus_in_use.astype(np.float32))
+        self._history.append(data_t, np.array([_nan_if_none(getattr(kpis, key)) for key in SERIES],
+                                              np.float32))
+        nan_row = np.full(len(tenants), np.nan, np.float32)
+        self._tenant_pf.append(data_t, tenants.delivered_pf if k_tel and k_sch else nan_row)
+        self._tenant_gpus.append(data_t, tenants.gpus_in_use.astype(np.float32) if k_sch else nan_row)
         if not self._data_now:
             self._pre_data = (self._pre_data or (data_t, data_t))[0], data_t
         ht, hv = self._history.window()
@@ -534,6 +600,15 @@ class ClusterState:
                         key=lambda a: (a.severity, -a.starts_at, a.name))
         return tuple(alerts), tuple(silences.values())
 
+    def _known(self, now: float, stale_after: dict[str, float]) -> dict[str, bool]:
+        """Per kind of data: has it arrived, and is it within its stale limit, on the wall
+        clock (so a silent source's figures turn unknown even when no result arrives)?"""
+        out = {}
+        for kind in KINDS:
+            t = self._data_time[kind]
+            out[kind] = t is not None and now - t <= stale_after[kind]
+        return out
+
     def _stale_after(self) -> dict[str, float]:
         out = {}
         for kind in KINDS:
@@ -556,6 +631,9 @@ class ClusterState:
             else:
                 state = SourceState.OK
             detail = t.detail
+            notes = [self._model_notes[k] for k in self._model_note_kinds(t.kind) if k in self._model_notes]
+            if notes:
+                detail = "; ".join([detail, *notes] if detail else notes)
             if t.warnings:
                 detail = (detail + "; " if detail else "") + "warnings: " + "; ".join(t.warnings[:3])
             out.append(SourceStatus(name=t.name, kind=t.kind, state=state, interval_s=t.interval_s,
@@ -563,6 +641,44 @@ class ClusterState:
                                     latency_s=t.latency_s, error=t.error, error_kind=t.error_kind,
                                     consecutive_failures=t.failures, detail=detail))
         return tuple(out)
+
+
+    def _model_note_kinds(self, kind: str) -> tuple[str, ...]:
+        """Which GPU-model notes a source of ``kind`` carries: the gres one on the scheduler
+        (it named the model), the config one on the telemetry that did not (on the scheduler
+        when there is no telemetry source)."""
+        has_tel = any(t.kind == "telemetry" for t in self._tracks.values())
+        if kind == "scheduler":
+            return ("gres",) if has_tel else ("gres", "config")
+        if kind == "telemetry":
+            return ("config",)
+        return ()
+
+
+def _known_or_none(known: bool, value: Callable[[], _T]) -> _T | None:
+    """``value()`` when its data is known, else None (unknown is never a number)."""
+    return value() if known else None
+
+
+def _nan_if_none(value: float | int | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _reported_columns(u: TelemetryUpdate) -> np.ndarray:
+    """int[len(nodes)]: per node, 1 + the highest GPU column any metric reports a value for
+    (0 for a node whose exporter is down or reported nothing): the GPUs the exporter has seen,
+    not the width of the update, which is the widest node's."""
+    n = len(u.nodes)
+    seen = np.zeros((n, max(u.gpus_per_node, 1)), bool)
+    for arr in u.metrics.values():
+        a = np.asarray(arr)
+        if a.ndim == 2 and a.shape[0] == n:
+            w = min(a.shape[1], seen.shape[1])
+            seen[:, :w] |= np.isfinite(a[:, :w])
+    seen &= np.asarray(u.node_up, bool).reshape(-1)[:, None]  # a down exporter reports none
+    any_seen = seen.any(axis=1)
+    last = seen.shape[1] - np.argmax(seen[:, ::-1], axis=1)
+    return np.where(any_seen, last, 0)
 
 
 def _drop_covered_pending(alerts: list[Alert]) -> list[Alert]:

@@ -187,7 +187,7 @@ class CapacityPanel(Panel):
             th = _theme.current()
             self.plot.setLabel("left", f"petaflops ({k.precision})",
                                color=th.text_dim, **{"font-size": f"{th.px(13)}px"})
-        top = max(k.installed_pf, float(np.nanmax(h.series["installed_pf"])) if "installed_pf" in h.series
+        top = max(k.installed_pf or 0.0, float(np.nanmax(h.series["installed_pf"])) if "installed_pf" in h.series
                   and len(t) and np.isfinite(h.series["installed_pf"]).any() else 0.0)
         if abs(top - self._installed) > 1e-6:
             self._installed = top

@@ -14,6 +14,7 @@ when no frame arrives (a cluster whose engine died must visibly age, never look 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -52,41 +53,54 @@ def cluster_text(row: FleetRow, shown: bool) -> str:
 _MISSING = {"waiting": "no data yet", "absent": "no source"}
 
 
-def _missing(*presence: str) -> str | None:
-    """Words for data that is not there ("no data yet", "no source"), or None when it is."""
-    for p in presence:
-        if p != "ok":
-            return _MISSING.get(p, "no data")
+def _missing(presence: str, *figures: float | int | None) -> str | None:
+    """Words for data that is not there ("no data yet", "no source", "no data" once it is
+    past its stale limit), or None when it is; any unknown figure makes the data missing."""
+    if presence != "ok":
+        return _MISSING.get(presence, "no data")
+    if any(_unknown(f) for f in figures):
+        return "no data"
     return None
 
 
+def _unknown(x: float | int | None) -> bool:
+    return x is None or (isinstance(x, float) and not math.isfinite(x))
+
+
 def delivered_text(row: FleetRow) -> str:
-    """"64 PF of 190 PF (BF16 dense) · 34 %"."""
+    """"64 PF of 190 PF (BF16 dense) · 34 %"; "telemetry: no data · 190 PF installed"."""
     if row.waiting:
         return "waiting for first data"
-    if row.telemetry != "ok" or not row.installed_pf:
-        missing = "telemetry: " + (_MISSING.get(row.telemetry) or "no data yet")
-        if row.telemetry == "ok":
-            missing = "no GPUs known yet"
-        return (f"{missing} \u00b7 {fmt_pf(row.installed_pf)} installed" if row.installed_pf
-                else missing)
-    share = row.delivered_pf / row.installed_pf if row.installed_pf else float("nan")
+    installed = (f" \u00b7 {fmt_pf(row.installed_pf)} installed"
+                 if not _unknown(row.installed_pf) and row.installed_pf else "")
+    missing = _missing(row.telemetry, row.delivered_pf)
+    if missing is not None:
+        return f"telemetry: {missing}{installed}"
+    if _unknown(row.installed_pf) or not row.installed_pf:
+        return "no GPUs known yet"
+    share = row.delivered_pf / row.installed_pf
     return (f"{fmt_pf(row.delivered_pf)} of {fmt_pf(row.installed_pf)}"
             + (f" ({row.precision})" if row.precision else "") + f" \u00b7 {fmt_pct(share)}")
 
 
 def gpus_text(row: FleetRow) -> str:
+    """"23 of 32" healthy; "health: no data · 32 GPUs" without telemetry; "no GPUs" on a
+    cluster whose inventory has none (CPU nodes only)."""
     if row.waiting:
         return DASH
-    if not row.gpus_total:
-        return "no data yet"
+    if row.gpus_total is None:
+        return "no data yet" if "ok" not in (row.telemetry, row.scheduler) else "no data"
+    if row.gpus_total == 0:
+        return "no GPUs"
+    if row.gpus_healthy is None:
+        return f"health: no data \u00b7 {fmt_int(row.gpus_total)} GPUs"
     return f"{fmt_int(row.gpus_healthy)} of {fmt_int(row.gpus_total)}"
 
 
 def jobs_text(row: FleetRow) -> str:
     if row.waiting:
         return DASH
-    missing = _missing(row.scheduler)
+    missing = _missing(row.scheduler, row.jobs_running, row.jobs_pending)
     if missing is not None:
         return f"scheduler: {missing}"
     return f"{fmt_int(row.jobs_running)} running \u00b7 {fmt_int(row.jobs_pending)} pending"
@@ -96,7 +110,7 @@ def alerts_text(row: FleetRow) -> str:
     """Only the levels that fire, worst first, each with its mark: "✖ 1 critical  ▲ 2 warning"."""
     if row.waiting:
         return DASH
-    missing = _missing(row.alerts)
+    missing = _missing(row.alerts, row.alerts_firing)
     if missing is not None:
         return f"alerts: {missing}"
     counts = ((Severity.CRITICAL, row.alerts_critical), (Severity.WARNING, row.alerts_warning),
@@ -120,7 +134,7 @@ def sources_text(row: FleetRow) -> str:
 
 
 def needs_attention(row: FleetRow) -> bool:
-    return (row.stale or row.alerts_critical > 0
+    return (row.stale or bool(row.alerts_critical)
             or row.source_state in (SourceState.FAILING, SourceState.STALE))
 
 
@@ -205,8 +219,10 @@ class FleetTableModel(ReadOnlyTableModel):
         th = _theme.current()
         if row.waiting and col != COL_CLUSTER:
             return QColor(th.text_dim)
-        if ((col == COL_DELIVERED and row.telemetry != "ok") or (col == COL_JOBS and row.scheduler != "ok")
-                or (col == COL_ALERTS and row.alerts != "ok") or (col == COL_GPUS and not row.gpus_total)):
+        if ((col == COL_DELIVERED and _missing(row.telemetry, row.delivered_pf))
+                or (col == COL_JOBS and _missing(row.scheduler, row.jobs_running))
+                or (col == COL_ALERTS and _missing(row.alerts, row.alerts_firing))
+                or (col == COL_GPUS and (not row.gpus_total or row.gpus_healthy is None))):
             return QColor(th.text_dim)
         if col == COL_ALERTS:
             worst = row.worst_severity
@@ -215,7 +231,7 @@ class FleetTableModel(ReadOnlyTableModel):
             return QColor(source_state_colour(th, row.source_state.value))
         if col == COL_AGE and row.stale:
             return QColor(th.stale)
-        if col == COL_GPUS and row.gpus_healthy < row.gpus_total:
+        if col == COL_GPUS and row.gpus_healthy is not None and row.gpus_healthy < (row.gpus_total or 0):
             return QColor(th.severity[Severity.WARNING])
         return None
 

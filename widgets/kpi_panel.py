@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLay
 
 from console.model import Frame, History, Severity
 from widgets import theme as _theme
-from widgets.formatting import fmt_age, fmt_duration, fmt_int, fmt_pct, fmt_pf
+from widgets.formatting import NO_DATA, fmt_age, fmt_duration, fmt_int, fmt_pct, fmt_pf
 from widgets.panel import Panel, PanelContext
 from widgets.theme import PanelHeader, SEVERITY_WORDS, set_state_property
 
@@ -104,6 +104,20 @@ def delivered_trend(history: History, installed_pf: float, window_s: float = 600
     return f"{arrow} {sign}{fmt_pf(abs(delta))} in {fmt_duration(span)}"
 
 
+def _known(x: float | int | None) -> bool:
+    """A figure the frame knows: not None (no data, or past its stale limit) and not NaN."""
+    return x is not None and math.isfinite(x)
+
+
+def pf_or_no_data(x: float | None) -> str:
+    """"7.25 PF", or "no data" for an unknown figure: a tile never shows unknown as 0 or a dash."""
+    return fmt_pf(x) if _known(x) else NO_DATA
+
+
+def int_or_no_data(x: int | None) -> str:
+    return fmt_int(x) if _known(x) else NO_DATA
+
+
 class KpiPanel(Panel):
     """The headline figures of `frame.kpis` as tiles (GUI thread)."""
 
@@ -136,40 +150,53 @@ class KpiPanel(Panel):
     def render(self, frame: Frame) -> None:
         k = frame.kpis
         th = _theme.current()
+        # A figure whose data is unknown (never arrived, or past its stale limit) reads
+        # "no data", and nothing is derived from it: no share, no difference, no trend.
+        installed = k.installed_pf if _known(k.installed_pf) else None
+        delivered_sub = f"of {pf_or_no_data(installed)} ({k.precision})"
+        if _known(k.delivered_pf) and installed:
+            delivered_sub += f" \u00b7 {fmt_pct(k.delivered_pf / installed)} of installed"
         self.tiles["delivered"].set_texts(
-            fmt_pf(k.delivered_pf),
-            f"of {fmt_pf(k.installed_pf)} ({k.precision}) \u00b7 "
-            f"{fmt_pct(k.delivered_pf / k.installed_pf if k.installed_pf else math.nan)} of installed",
-            delivered_trend(frame.history, k.installed_pf),
+            pf_or_no_data(k.delivered_pf), delivered_sub,
+            delivered_trend(frame.history, installed or 0.0) if _known(k.delivered_pf) else "",
         )
+        out_of_service = (pf_or_no_data(installed - k.available_pf)
+                          if installed is not None and _known(k.available_pf) else NO_DATA)
         self.tiles["capacity"].set_texts(
-            fmt_pf(k.allocated_pf),
-            f"of {fmt_pf(k.available_pf)} available",
-            f"{fmt_pf(k.busy_pf)} busy \u00b7 {fmt_pf(k.installed_pf - k.available_pf)} out of service",
+            pf_or_no_data(k.allocated_pf),
+            f"of {pf_or_no_data(k.available_pf)} available",
+            f"{pf_or_no_data(k.busy_pf)} busy \u00b7 {out_of_service} out of service",
         )
-        unhealthy = k.gpus_total - k.gpus_healthy
+        if _known(k.gpus_healthy) and _known(k.gpus_total):
+            unhealthy = k.gpus_total - k.gpus_healthy  # type: ignore[operator]
+            health = f"{fmt_int(unhealthy)} not healthy" if unhealthy else "all healthy"
+        else:
+            health = "health: no data"
         self.tiles["gpus"].set_texts(
-            fmt_int(k.gpus_healthy),
-            f"of {fmt_int(k.gpus_total)} \u00b7 {fmt_int(k.gpus_allocated)} in use",
-            f"{fmt_int(unhealthy)} not healthy" if unhealthy else "all healthy",
+            int_or_no_data(k.gpus_healthy),
+            f"of {int_or_no_data(k.gpus_total)} \u00b7 {int_or_no_data(k.gpus_allocated)} in use",
+            health,
         )
         self.tiles["jobs"].set_texts(
-            fmt_int(k.jobs_running),
-            f"{fmt_int(k.jobs_pending)} pending",
-            f"{fmt_int(k.gpus_pending)} GPUs waiting",
+            int_or_no_data(k.jobs_running),
+            f"{int_or_no_data(k.jobs_pending)} pending",
+            f"{int_or_no_data(k.gpus_pending)} GPUs waiting",
         )
+        by_sev = k.alerts_by_severity
         parts = []
-        for sev in Severity:
+        for sev in Severity if by_sev is not None else ():
             word = SEVERITY_WORDS[sev]
-            n = int(k.alerts_by_severity.get(word, 0))
+            n = int(by_sev.get(word, 0))
             colour = th.severity[sev] if n else th.text_dim
             # non-breaking inside an entry: "● 0 info" wraps as a whole, never after its mark
             parts.append(f'<span style="color:{colour}">{SEVERITY_MARKS[sev]}&nbsp;{n:,}&nbsp;{word}</span>')
-        self.tiles["alerts"].set_texts(fmt_int(k.alerts_firing), " &nbsp; ".join(parts),
-                                       f"{fmt_int(k.anomalies_open)} anomalies open")
+        self.tiles["alerts"].set_texts(int_or_no_data(k.alerts_firing),
+                                       " &nbsp; ".join(parts) if parts else f"alerts: {NO_DATA}",
+                                       f"{int_or_no_data(k.anomalies_open)} anomalies open")
         # The big alert number takes the colour of the worst severity present (and the words
         # beside it say which), so a red tile is never the only sign of a critical alert.
-        worst = next((s for s in Severity if int(k.alerts_by_severity.get(SEVERITY_WORDS[s], 0))), None)
+        worst = (None if by_sev is None else
+                 next((s for s in Severity if int(by_sev.get(SEVERITY_WORDS[s], 0))), None))
         self.tiles["alerts"].value.setStyleSheet(
             "" if worst is None or worst == Severity.INFO else f"color: {th.severity[worst]};")
 

@@ -154,3 +154,110 @@ def test_snapshot_takes_presentation_before_or_after_the_command() -> None:
     assert p.parse_args(["snapshot", "--out", "x.png", "--presentation"]).presentation is True
     assert p.parse_args(["--presentation", "snapshot", "--out", "x.png"]).presentation is True
     assert p.parse_args(["snapshot", "--out", "x.png"]).presentation is False
+
+
+# --- unknown is null, --after ------------------------------------------------------------------
+
+def _telemetry_never_answered_frame():
+    """A real state's frame: Slurm answered (16 GPUs, one CPU node), Prometheus never did."""
+    import numpy as np
+
+    from console.config import ClusterSettings
+    from console.model import JobTable, NodeState, NodeTable, SchedulerUpdate
+    from console.polling import PollResult
+    from console.state import ClusterState
+
+    s = ClusterState(ClusterSettings(name="lab"), [("prom", "telemetry", 10.0),
+                                                   ("slurm", "scheduler", 10.0)], wall=lambda: 1000.0)
+    nodes = NodeTable(names=("g1", "g2", "cpu1"), state=np.full(3, NodeState.IDLE, np.int8),
+                      responding=np.ones(3, bool), reason=("",) * 3,
+                      gpus=np.array([8, 8, 0], np.int16), gpus_alloc=np.zeros(3, np.int16),
+                      partitions=(("gpu",), ("gpu",), ("cpu",)), gpu_types=("h100", "h100", ""))
+    s.apply(PollResult(source="slurm", kind="scheduler", request_id=1, started_at=999.0,
+                       fetched_at=999.0, latency_s=0.1,
+                       updates=(SchedulerUpdate(time=999.0, nodes=nodes, jobs=JobTable.empty()),)))
+    return s.build_frame(now=1000.0)
+
+
+def test_status_json_keeps_every_key_and_says_null_for_unknown_figures() -> None:
+    f = _telemetry_never_answered_frame()
+    d = status_dict(f)
+    full = status_dict(frame_from_sim(nodes=4, polls=1))
+    assert set(d) == set(full)  # keys stay
+    for key in ("delivered_pf", "gpus_healthy", "gpus_by_health", "busy_pf", "gpus_busy"):
+        assert d[key] is None, key
+    assert d["alerts_firing"] is None and d["alerts_by_severity"] is None  # no alert source
+    assert d["gpus_total"] == 16 and d["nodes_total"] == 3  # the CPU node has no GPUs
+    assert d["installed_pf"] == round(16 * 989.4 / 1000, 3)  # priced as H100 (gres), not H800
+    assert d["jobs_running"] == 0 and d["allocated_pf"] == 0.0  # known zeros stay zeros
+    assert d["nodes_by_state"] == {"IDLE": 3}
+    slurm = next(s for s in d["sources"] if s["name"] == "slurm")
+    assert "GPU model from Slurm gres for 2 nodes (h100)" in slurm["detail"]
+    assert json.loads(json.dumps(d))["delivered_pf"] is None
+    assert failing_sources(f) == ["prom"]
+
+
+def test_status_text_says_no_data_never_zero() -> None:
+    from console.cli import format_status
+
+    text = format_status(_telemetry_never_answered_frame())
+    assert "  Delivered   no data of 16 PF installed (BF16 dense)\n" in text
+    assert "  Capacity    available 16 PF, allocated 0 PF, busy no data\n" in text
+    assert "  GPUs        no data healthy, 0 in use, 16 total\n" in text
+    assert "  Jobs        0 running, 0 pending (0 GPUs waiting)\n" in text
+    assert "  Alerts      no data on alerts; 0 anomalies open\n" in text
+    assert "prom           waiting  no data yet" in text
+
+
+def test_settle_keeps_polling_for_the_time_asked_and_returns_the_newest_frame(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import console.cli as cli
+
+    clock = [100.0]
+
+    class Engine:
+        built = 0
+
+        def wait_frames(self, n: int = 1, timeout: float = 30.0) -> str:
+            assert 0 < timeout <= 3.0
+            clock[0] += 1.0  # one frame a second
+            self.built += 1
+            return f"frame{self.built}"
+
+        def latest_frame(self) -> str:
+            return f"frame{self.built}"
+
+    monkeypatch.setattr(cli, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    e = Engine()
+    assert cli._settle(e, "frame0", 0.0) == "frame0" and e.built == 0
+    assert cli._settle(e, "frame0", 3.0) == "frame3" and e.built == 3
+
+
+def test_status_after_polls_then_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["status", "--json", "--nodes", "4", "--after", "1.5", "--timeout", "20",
+                 "--engine", "thread"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["gpus_total"] == 32 and out["delivered_pf"] is not None
+    assert main(["status", "--nodes", "4", "--after", "-1"]) == 2
+    assert "--after must be a number of seconds" in capsys.readouterr().err
+
+
+def test_status_text_with_nothing_known_has_no_number_but_the_anomaly_count() -> None:
+    from console.cli import format_status
+    from console.config import ClusterSettings
+    from console.state import ClusterState
+
+    f = ClusterState(ClusterSettings(name="lab"), [("prom", "telemetry", 10.0)],
+                     wall=lambda: 1000.0).build_frame()
+    lines = format_status(f).splitlines()
+    assert lines[1:6] == [
+        "  Delivered   no data; installed: no data (BF16 dense)",
+        "  Capacity    available no data, allocated no data, busy no data",
+        "  GPUs        no data healthy, no data in use, no data total",
+        "  Jobs        no data running, no data pending (no data GPUs waiting)",
+        "  Alerts      no data on alerts; 0 anomalies open",
+    ]
+    assert all(v is None for k, v in status_dict(f).items()
+               if k.endswith(("_pf", "_by_health", "_by_state", "_by_severity")))

@@ -66,7 +66,7 @@ def test_a_cluster_without_a_frame_says_waiting() -> None:
     assert beta.name == "beta" and beta.waiting and beta.simulated
     assert beta.source_state is SourceState.WAITING
     assert math.isnan(beta.delivered_pf) and beta.data_age_s is None
-    assert beta.alerts_firing == 0 and beta.worst_severity is None
+    assert beta.alerts_firing is None and beta.worst_severity is None  # unknown, not 0
 
 
 def test_rows_keep_the_configuration_order() -> None:

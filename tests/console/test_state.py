@@ -144,7 +144,9 @@ def test_stale_telemetry_is_shown_as_no_data_with_its_age() -> None:
     assert f.is_stale("telemetry")
     assert f.age_s("telemetry") == pytest.approx(36.0)
     assert (f.gpu.health[f.topology.gpu_exists()] != Health.OK).all()
-    assert f.kpis.delivered_pf == 0.0
+    # Past its stale limit the figure is unknown (None), not 0, and so is the per-GPU figure.
+    assert f.kpis.delivered_pf is None and f.kpis.gpus_healthy is None
+    assert np.isnan(f.gpu.delivered_tflops).all()
     prom = next(x for x in f.sources if x.name == "prom")
     assert prom.state is SourceState.STALE
 
@@ -208,6 +210,11 @@ def test_frame_pickles_compactly() -> None:
 
 def test_an_empty_state_builds_a_frame_that_says_it_has_no_data() -> None:
     f = _state().build_frame(now=1000.0)
-    assert f.kpis.gpus_total == 0 and f.kpis.installed_pf == 0.0
+    k = f.kpis
+    # Nothing answered yet: every figure is unknown (None), never 0; keys stay.
+    assert k.gpus_total is None and k.installed_pf is None and k.nodes_total is None
+    assert k.delivered_pf is None and k.jobs_running is None and k.alerts_firing is None
+    assert k.gpus_by_health is None and k.nodes_by_state is None and k.alerts_by_severity is None
+    assert k.anomalies_open == 0  # the console's own figure is always known
     assert all(s.state is SourceState.WAITING for s in f.sources)
     assert f.is_stale("telemetry") and f.age_s("scheduler") is None

@@ -314,3 +314,39 @@ def test_run_gui_with_a_fleet(qtbot, make_frame, tmp_path) -> None:
         gc.unfreeze()
     assert rc == 0 and fleet.started.is_set() and fleet.stopped.is_set()
     assert seen == {"shown": 4, "current": "alpha", "fleet_dock": True, "combo": True}
+
+
+# --- unknown is "no data", never 0 -----------------------------------------------------------
+
+def _unknown(frame: Frame, kinds, **fields) -> Frame:
+    """The frame as the state builds it when ``kinds`` of data never arrived: their figures None."""
+    return replace(frame, kpis=replace(frame.kpis, **{k: None for k in fields}),
+                   data_time={**frame.data_time, **{k: None for k in kinds}})
+
+
+def test_rows_say_no_data_for_unknown_figures_never_zero(qtbot, make_frame) -> None:
+    no_tel = _unknown(named(make_frame(), "no_tel"), ("telemetry",), delivered_pf=None,
+                      busy_pf=None, gpus_busy=None, gpus_healthy=None, gpus_by_health=None)
+    # Data that arrived once but is past its stale limit: the figures are unknown again.
+    stale = replace(named(make_frame(scheduler_age=130.0), "stale"),
+                    kpis=replace(make_frame().kpis, jobs_running=None, jobs_pending=None,
+                                 alerts_firing=None, alerts_by_severity=None))
+    cpu_only = replace(named(make_frame(), "cpu_only"),
+                       kpis=replace(make_frame().kpis, gpus_total=0, installed_pf=0.0,
+                                    gpus_healthy=0, delivered_pf=0.0, alerts_firing=0,
+                                    alerts_by_severity={"critical": 0, "warning": 0, "info": 0}))
+    panel = make_panel(qtbot, {"no_tel": no_tel, "stale": stale, "cpu_only": cpu_only})
+    row = panel.row_texts(0)
+    assert row[1] == "telemetry: no data yet \u00b7 31.7 PF installed"
+    assert row[2] == "health: no data \u00b7 32 GPUs"
+    assert row[3] == "2 running \u00b7 1 pending"
+    srow = panel.row_texts(1)
+    assert srow[3] == "scheduler: no data" and srow[4] == "alerts: no data"
+    crow = panel.row_texts(2)
+    assert crow[1] == "no GPUs known yet" and crow[2] == "no GPUs"
+    m, th = panel.model, theme.current()
+    fg = Qt.ItemDataRole.ForegroundRole
+    for r, c in ((0, 1), (0, 2), (1, 3), (1, COL_ALERTS)):
+        assert m.data(m.index(r, c), fg) == QColor(th.text_dim), (r, c)
+    # an unknown alert count is not "critical firing": only the stale data asks for attention
+    assert panel.header.age_label.text() == "2 of 3 clusters need attention: no_tel, stale"

@@ -104,3 +104,51 @@ def test_age_formatting():
     assert fmt_age(130) == "updated 2 min ago"
     assert fmt_duration(2 * 3600 + 5 * 60) == "2 h 05 min"
     assert fmt_duration(3 * 86400 + 4 * 3600) == "3 d 4 h"
+
+
+# --- unknown is "no data", never 0 -----------------------------------------------------------
+
+def _unknown(frame, kinds, **fields):
+    """The frame as the state builds it when ``kinds`` of data never arrived: their figures None."""
+    from dataclasses import replace
+
+    return replace(frame, kpis=replace(frame.kpis, **{k: None for k in fields}),
+                   data_time={**frame.data_time, **{k: None for k in kinds}})
+
+
+TELEMETRY_FIGURES = dict(delivered_pf=None, busy_pf=None, gpus_busy=None, gpus_healthy=None,
+                         gpus_by_health=None)
+
+
+def test_tiles_say_no_data_for_figures_of_a_source_that_never_answered(qtbot, make_frame):
+    panel = make_panel(qtbot, _unknown(make_frame(), ("telemetry",), **TELEMETRY_FIGURES))
+    t = panel.tiles
+    assert t["delivered"].value.text() == "no data"
+    assert t["delivered"].sub.text() == "of 31.7 PF (BF16 dense)"  # no share of an unknown
+    assert t["delivered"].trend.text() == ""  # and no trend claimed for it
+    assert t["capacity"].value.text() == "11.9 PF"  # the scheduler's figures are known
+    assert t["capacity"].trend.text() == "no data busy \u00b7 7.92 PF out of service"
+    assert t["gpus"].value.text() == "no data"
+    assert t["gpus"].sub.text() == "of 32 \u00b7 12 in use"
+    assert t["gpus"].trend.text() == "health: no data"
+    assert t["delivered"].stale and t["gpus"].stale and not t["jobs"].stale
+    assert panel.header.age_label.text() == "STALE (telemetry) \u00b7 updated 5 s ago"
+
+
+def test_tiles_with_nothing_known_show_no_number_at_all(qtbot, make_frame):
+    from console.model import Kpis
+
+    nothing = {f: None for f in Kpis.__dataclass_fields__ if f not in ("precision", "anomalies_open")}
+    panel = make_panel(qtbot, _unknown(make_frame(), ("telemetry", "scheduler", "alerts"), **nothing))
+    texts = {key: (tile.value.text(), tile.sub.text(), tile.trend.text())
+             for key, tile in panel.tiles.items()}
+    assert texts == {
+        "delivered": ("no data", "of no data (BF16 dense)", ""),
+        "capacity": ("no data", "of no data available", "no data busy \u00b7 no data out of service"),
+        "gpus": ("no data", "of no data \u00b7 no data in use", "health: no data"),
+        "jobs": ("no data", "no data pending", "no data GPUs waiting"),
+        "alerts": ("no data", "alerts: no data", "0 anomalies open"),
+    }
+    assert panel.tiles["alerts"].value.styleSheet() == ""  # no severity colour for unknown
+    assert all(tile.stale for tile in panel.tiles.values())
+    assert panel.header.age_label.text() == "STALE (telemetry, scheduler, alerts) \u00b7 no data yet"

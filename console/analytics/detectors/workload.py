@@ -177,7 +177,7 @@ class WorkloadDetectors:
             names += [f"partition:{p}" for p in jobs.partitions if p]
             vals += [float(counts[i]) for i, p in enumerate(jobs.partitions) if p]
         names.append("cluster:cluster")
-        vals.append(float(f.kpis.jobs_pending))
+        vals.append(np.nan if f.kpis.jobs_pending is None else float(f.kpis.jobs_pending))
         values = np.array(vals, np.float64)
         bank = self._pending
         score, z, med = bank.step(tuple(names), values)
