@@ -2,6 +2,7 @@
 """Start, inspect and stop a real monitoring stack on 127.0.0.1 for the integration tests.
 
     python scripts/stack.py start  --dir STATE_DIR   # munge, Slurm, slurmrestd, exporter, Prometheus, Alertmanager
+    python scripts/stack.py start  --dir STATE_DIR --suite trixie|sid   # today's Slurm from a Debian root
     python scripts/stack.py status --dir STATE_DIR
     python scripts/stack.py config --dir STATE_DIR > lab.toml   # console config for this stack
     python scripts/stack.py env    --dir STATE_DIR   # `export AISC_SECRET_...=token` line for it
@@ -40,6 +41,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import stack_roots  # scripts/: Debian roots for today's Slurm (--suite)
+
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "stack"
 RULES_DIR = REPO / "resources" / "prometheus"
@@ -48,14 +51,118 @@ EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_FAILED, EXIT_NO_STACK = 2, 3, 4, 5
 
 CLUSTER = "lab"
 SLURM_USER = "root"
-NODES = ("gpu01", "gpu02", "gpu03", "gpu04")  # each served by its own slurmd
-DOWN_NODE = "gpu05"  # declared in slurm.conf, no slurmd, no exporter: DOWN with a reason
-DRAINED_NODE = "gpu04"
-DEBUG_NODES = "gpu[03-04]"
-GPU_TYPE = "h800"
-GPUS_PER_NODE = 8
 TOKEN_LIFESPAN_S = 4 * 3600
 OPENAPI_PLUGINS = "openapi/v0.0.38,openapi/v0.0.37,openapi/v0.0.36"
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    """One node of the test cluster, in the awkward shapes real sites have.
+
+    ``slurm``: declared in slurm.conf; ``slurmd``: a slurmd serves it (else it never registers);
+    ``gpus``/``gres_type``: its GPU gres (0: a CPU node, no gres); ``exporter``: "up" (served by
+    the simulated dcgm-exporter), "down" (a scrape target with no listener) or None (no target);
+    ``model``: the exporter's modelName; ``state``/``reason``: set with `scontrol update`
+    ("down", "drain") before the jobs are submitted, except on DRAINING_NODE, drained once its
+    job runs (a drain on a node with a job makes it DRAINING).
+    """
+
+    name: str
+    partitions: tuple[str, ...]
+    gpus: int = 8
+    gres_type: str = "h800"
+    model: str = "NVIDIA H800"
+    slurm: bool = True
+    slurmd: bool = True
+    exporter: str | None = "up"
+    state: str | None = None
+    reason: str = ""
+
+
+H800, H100 = "NVIDIA H800", "NVIDIA H100 80GB HBM3"
+#: The cluster: two GPU models, 8- and 4-GPU nodes, a CPU-only node in its own partition, a
+#: drained and a draining node, a DOWN node, a node never registered, a Slurm node whose
+#: exporter target is down and a node the exporter knows but Slurm does not. Every exporter
+#: series carries a lowercase `hostname` label and no rack label.
+SHAPES: tuple[NodeShape, ...] = (
+    NodeShape("gpu01", ("gpu",)),                                   # ALLOCATED (exclusive job)
+    NodeShape("gpu02", ("gpu",)),                                   # MIXED, 8 of 8 GPUs
+    NodeShape("gpu03", ("gpu", "debug"), gres_type="h100", model=H100),  # MIXED, 2 GPUs
+    NodeShape("gpu04", ("gpu", "debug"), gres_type="h100", model=H100,
+              state="drain", reason="stack: drained for maintenance"),    # DRAINED (idle)
+    NodeShape("gpu05", ("gpu",), gpus=4, gres_type="h100", model=H100,
+              state="drain", reason="stack: draining for a firmware update"),  # DRAINING (job on it)
+    NodeShape("gpu06", ("gpu",), exporter="down"),                  # IDLE, exporter target down
+    NodeShape("gpu07", ("gpu",), slurmd=False, exporter=None,
+              state="down", reason="stack: no slurmd (simulated node failure)"),  # DOWN
+    NodeShape("gpu08", ("gpu",), slurmd=False, exporter=None),      # never registered: UNKNOWN*
+    NodeShape("cpu01", ("cpu",), gpus=0, gres_type="", model="", exporter=None),  # CPU-only
+    NodeShape("gpu09", (), slurm=False),                            # exporter only, not in Slurm
+)
+PARTITIONS: tuple[tuple[str, str], ...] = (  # (name, extra options); members come from SHAPES
+    ("gpu", "Default=YES MaxTime=INFINITE State=UP"),
+    ("debug", "MaxTime=01:00:00 State=UP"),
+    ("cpu", "MaxTime=INFINITE State=UP"),
+)
+HOSTNAME_LABEL = "hostname"  # lowercase, as some dcgm-exporter deployments relabel it
+
+SLURM_NODES = tuple(s.name for s in SHAPES if s.slurm)
+NODES = tuple(s.name for s in SHAPES if s.slurm and s.slurmd)  # each served by its own slurmd
+EXPORTER_NODES = tuple(s.name for s in SHAPES if s.exporter == "up")
+EXPORTER_DOWN_NODE = next(s.name for s in SHAPES if s.exporter == "down")
+DOWN_NODE = next(s.name for s in SHAPES if s.state == "down")
+DRAINED_NODE, DRAINING_NODE = "gpu04", "gpu05"
+UNREGISTERED_NODES = tuple(s.name for s in SHAPES if s.slurm and not s.slurmd and s.state is None)
+CPU_NODES = tuple(s.name for s in SHAPES if s.slurm and s.gpus == 0)
+MAX_GPUS = max(s.gpus for s in SHAPES)
+
+
+def shape(name: str) -> NodeShape:
+    return next(s for s in SHAPES if s.name == name)
+
+
+def node_line(s: NodeShape, port: int) -> str:
+    """slurm.conf NodeName line: 64 cores and 512 GB everywhere, GPU gres only where there are GPUs."""
+    gres = f" Gres=gpu:{s.gres_type}:{s.gpus}" if s.gpus else ""
+    return (f"NodeName={s.name} NodeHostname=localhost NodeAddr=127.0.0.1 Port={port} CPUs=64 "
+            f"Boards=1 SocketsPerBoard=2 CoresPerSocket=32 ThreadsPerCore=1 RealMemory=524288"
+            f"{gres} State=UNKNOWN")
+
+
+def gres_lines(dev_dir: Path) -> str:
+    """gres.conf lines, one per node (type and device count differ): 22.05 needs File= for each."""
+    return "\n".join(f"NodeName={s.name} Name=gpu Type={s.gres_type} File={dev_dir}/nvidia[0-{s.gpus - 1}]"
+                     for s in SHAPES if s.slurm and s.gpus)
+
+
+def partition_lines() -> str:
+    return "\n".join(f"PartitionName={p} Nodes={','.join(s.name for s in SHAPES if s.slurm and p in s.partitions)} {opts}"
+                     for p, opts in PARTITIONS)
+
+
+def exporter_args() -> list[str]:
+    """Arguments of the simulated exporter serving EXPORTER_NODES with their models and sizes."""
+    served = [shape(n) for n in EXPORTER_NODES]
+    return ["--nodes", str(len(served)), "--node-names", ",".join(s.name for s in served),
+            "--gpus-per-node", str(max(s.gpus for s in served)),
+            "--node-gpus", ",".join(f"{s.name}={s.gpus}" for s in served),
+            "--node-models", ",".join(f"{s.name}={s.model}" for s in served),
+            "--hpc-job", "--hpc-job-duplicates", "--hostname-label", HOSTNAME_LABEL]
+
+
+def shapes_info() -> dict:
+    """What stack.json records about the shapes, so tests read them instead of repeating them."""
+    return {
+        "nodes": list(SLURM_NODES), "slurmd_nodes": list(NODES), "down_node": DOWN_NODE,
+        "drained_node": DRAINED_NODE, "draining_node": DRAINING_NODE,
+        "unregistered_nodes": list(UNREGISTERED_NODES), "cpu_nodes": list(CPU_NODES),
+        "exporter_nodes": list(EXPORTER_NODES), "exporter_down_node": EXPORTER_DOWN_NODE,
+        "exporter_only_nodes": [s.name for s in SHAPES if not s.slurm],
+        "node_gpus": {s.name: s.gpus for s in SHAPES},
+        "node_models": {s.name: s.model for s in SHAPES if s.model},
+        "hostname_label": HOSTNAME_LABEL,
+        "node_reasons": {s.name: s.reason for s in SHAPES if s.state},
+    }
 
 #: Debian packages and the files that show each one is installed.
 PACKAGES = {
@@ -70,18 +177,23 @@ PACKAGES = {
     "util-linux": ["/usr/bin/setpriv"],
 }
 
-#: The job mix: (name, account, sbatch options, expected state, expected reason).
-#: Running jobs are pinned with -w so node states are deterministic: gpu01 ALLOCATED
-#: (exclusive), gpu02 MIXED (8 of 8 GPUs, few cores), gpu03 MIXED (2 GPUs).
+#: The job mix: (name, account, sbatch options, expected state, expected reason). Accounts are
+#: named after institutions. Running jobs are pinned with -w so node states are deterministic:
+#: gpu01 ALLOCATED (exclusive), gpu02 MIXED (8 of 8 GPUs, few cores), gpu03 MIXED (2 typed
+#: h100 GPUs), gpu05 MIXED then DRAINING (2 of its 4 GPUs), cpu01 MIXED (a CPU-only job).
+#: Pending: the 2-node job finds one free 8-GPU node (gpu06) only, and strict priority order
+#: keeps the small job behind it.
 JOBS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
     ("pretrain-llm", "hku", ("-w", "gpu01", "--exclusive", "--gres=gpu:8"), "RUNNING", "None"),
     ("finetune-a", "cuhk", ("-w", "gpu02", "--gres=gpu:4", "-c", "4"), "RUNNING", "None"),
     ("eval-b", "polyu", ("-w", "gpu02", "--gres=gpu:2"), "RUNNING", "None"),
-    ("vision-c", "sensetime", ("-w", "gpu02", "--gres=gpu:2"), "RUNNING", "None"),
-    ("notebook-d", "cuhk", ("-w", "gpu03", "--gres=gpu:2", "-p", "gpu"), "RUNNING", "None"),
+    ("vision-c", "hkust", ("-w", "gpu02", "--gres=gpu:h800:2"), "RUNNING", "None"),
+    ("notebook-d", "cuhk", ("-w", "gpu03", "--gres=gpu:h100:2", "-p", "gpu"), "RUNNING", "None"),
+    ("firmware-e", "cityu", ("-w", "gpu05", "--gres=gpu:h100:2"), "RUNNING", "None"),
+    ("cpu-prep", "hkbu", ("-w", "cpu01", "-p", "cpu", "-c", "8"), "RUNNING", "None"),
     ("scale-2node", "hku", ("-N", "2", "--gres=gpu:8"), "PENDING", "Resources"),
     ("queued-small", "polyu", ("--gres=gpu:1",), "PENDING", "Priority"),
-    ("held-job", "sensetime", ("--hold", "--gres=gpu:4"), "PENDING", "JobHeldUser"),
+    ("held-job", "hkust", ("--hold", "--gres=gpu:4"), "PENDING", "JobHeldUser"),
     ("after-pretrain", "hku", ("--dependency=afterok:{first}", "--gres=gpu:8"), "PENDING", "Dependency"),
 )
 
@@ -271,6 +383,11 @@ def world_traversable(path: Path) -> bool:
 class Stack:
     """One start of the stack: folders, ports, processes, and what gets written to stack.json."""
 
+    #: slurmrestd's -s plugins and the REST API versions they serve, newest first (Debian 12's
+    #: Slurm 22.05 here; a root's newer Slurm has its own, see stack_roots.SUITES).
+    openapi_plugins: str = OPENAPI_PLUGINS
+    api_versions: tuple[str, ...] = ("v0.0.38", "v0.0.37", "v0.0.36")
+
     def __init__(self, state_dir: Path, python: str, exporter_module: str = "console.sim.exporter") -> None:
         self.dir = state_dir
         self.python = python
@@ -355,15 +472,10 @@ class Stack:
         t0 = time.monotonic()
         for sub in ("logs", "run", "slurmctld", "prometheus", "alertmanager", *(f"slurmd/{n}" for n in NODES)):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        names = ("ctld", *NODES, DOWN_NODE, "restd", "prometheus", "alertmanager", "exporter", "down")
+        names = ("ctld", *SLURM_NODES, "restd", "prometheus", "alertmanager", "exporter", "down")
         ports = dict(zip(names, free_ports(len(names))))
         self.info["ports"] = ports
-        self.info["nodes"] = list(NODES) + [DOWN_NODE]
-        self.info["slurmd_nodes"] = list(NODES)
-        self.info["down_node"] = DOWN_NODE
-        self.info["drained_node"] = DRAINED_NODE
-        self.info["exporter_nodes"] = list(NODES)
-        self.info["gpus_per_node"] = GPUS_PER_NODE
+        self.info.update(shapes_info())
         self.info["slurm_conf"] = str(self.slurm_conf)
         self.info["slurm_user"] = SLURM_USER
         self.info["urls"] = {
@@ -383,8 +495,10 @@ class Stack:
         self.start_prometheus(ports)
         self.make_token()
         self.start_slurmrestd(ports)
-        self.set_node_states()
+        # DOWN and drained before the jobs (none may land there); DRAINING once its job runs.
+        self.set_node_states([s for s in SHAPES if s.state and s.name != DRAINING_NODE])
         self.submit_jobs()
+        self.set_node_states([shape(DRAINING_NODE)])
         self.record_stepds()
         self.info["started_s"] = round(time.monotonic() - t0, 2)
         self.info["started_at"] = time.time()
@@ -393,13 +507,9 @@ class Stack:
     def write_slurm_config(self, ports: dict[str, int]) -> None:
         dev = self.public / "dev"
         dev.mkdir(exist_ok=True)
-        for i in range(GPUS_PER_NODE):
+        for i in range(MAX_GPUS):
             (dev / f"nvidia{i}").touch()
-        node_lines = "\n".join(
-            f"NodeName={n} NodeHostname=localhost NodeAddr=127.0.0.1 Port={ports[n]} CPUs=64 "
-            f"Boards=1 SocketsPerBoard=2 CoresPerSocket=32 ThreadsPerCore=1 RealMemory=524288 "
-            f"Gres=gpu:{GPU_TYPE}:{GPUS_PER_NODE} State=UNKNOWN"
-            for n in (*NODES, DOWN_NODE))
+        node_lines = "\n".join(node_line(s, ports[s.name]) for s in SHAPES if s.slurm)
         jwt_key = self.dir / "jwt.key"
         fd = os.open(jwt_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
@@ -407,7 +517,7 @@ class Stack:
         values = {
             "ctld_port": ports["ctld"], "munge_socket": self.public / "munge" / "munge.socket.2",
             "jwt_key": jwt_key, "state_dir": self.dir, "log_dir": self.logs, "node_lines": node_lines,
-            "all_nodes": "gpu[01-05]", "debug_nodes": DEBUG_NODES, "gpu_type": GPU_TYPE, "dev_dir": dev,
+            "partition_lines": partition_lines(), "gres_lines": gres_lines(dev),
         }
         for name in ("slurm.conf", "gres.conf"):
             text = string.Template((TEMPLATES / f"{name}.in").read_text()).substitute(values)
@@ -455,7 +565,7 @@ class Stack:
         env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         proc = self.spawn("exporter", [
             self.python, "-m", self.exporter_module, "--host", "127.0.0.1",
-            "--port", str(ports["exporter"]), "--nodes", str(len(NODES)), "--node-names", ",".join(NODES),
+            "--port", str(ports["exporter"]), *exporter_args(),
             # No injected faults: the tests compare against a stack that holds still. One
             # simulation tick per 10 s, so most scrapes see the values a test read just before.
             "--seed", "7", "--faults", "none", "--advance", "timer", "--interval", "10",
@@ -467,7 +577,7 @@ class Stack:
         text = string.Template((TEMPLATES / "prometheus.yml.in").read_text()).substitute(
             rule_files="\n".join(f"  - {json.dumps(str(r))}" for r in rules),
             am_port=ports["alertmanager"], exporter_port=ports["exporter"],
-            down_port=ports["down"], down_node=DOWN_NODE)
+            down_port=ports["down"], down_node=EXPORTER_DOWN_NODE, hostname_label=HOSTNAME_LABEL)
         cfg = self.dir / "prometheus.yml"
         cfg.write_text(text)
         self.check_free(ports["prometheus"], "Prometheus")
@@ -505,20 +615,16 @@ class Stack:
         self.check_free(ports["restd"], "slurmrestd")
         proc = self.spawn("slurmrestd", [
             "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-            "slurmrestd", "-f", str(self.slurm_conf), "-s", OPENAPI_PLUGINS, "-a", "rest_auth/jwt",
+            "slurmrestd", "-f", str(self.slurm_conf), "-s", self.openapi_plugins, "-a", "rest_auth/jwt",
             f"127.0.0.1:{ports['restd']}",
         ], env=self.daemon_env(SLURM_JWT="daemon"), cwd=self.public)
         headers = {"X-SLURM-USER-NAME": SLURM_USER, "X-SLURM-USER-TOKEN": self.info["token"]}
-        self.wait_http(proc, ports["restd"], "/slurm/v0.0.38/ping", "slurmrestd", 20, headers)
-        self.info["slurm_api_versions"] = ["v0.0.38", "v0.0.37", "v0.0.36"]
+        self.wait_http(proc, ports["restd"], f"/slurm/{self.api_versions[-1]}/ping", "slurmrestd", 20, headers)
+        self.info["slurm_api_versions"] = list(self.api_versions)
 
-    def set_node_states(self) -> None:
-        self.slurm("scontrol", "update", f"nodename={DOWN_NODE}", "state=down",
-                   "reason=stack: no slurmd (simulated node failure)")
-        self.slurm("scontrol", "update", f"nodename={DRAINED_NODE}", "state=drain",
-                   "reason=stack: drained for maintenance")
-        self.info["node_reasons"] = {DOWN_NODE: "stack: no slurmd (simulated node failure)",
-                                     DRAINED_NODE: "stack: drained for maintenance"}
+    def set_node_states(self, shapes: list[NodeShape]) -> None:
+        for s in shapes:
+            self.slurm("scontrol", "update", f"nodename={s.name}", f"state={s.state}", f"reason={s.reason}")
 
     def submit_jobs(self) -> None:
         script = self.dir / "job.sh"
@@ -555,18 +661,33 @@ class Stack:
         running = sum(1 for j in self.info.get("jobs", ()) if j["expected_state"] == "RUNNING")
         try:
             wait_for("a slurmstepd for every running job",
-                     lambda: len(stack_stepds(str(self.slurm_conf))) >= running, 20)
+                     lambda: len(self.stepds()) >= running, 20)
         except StackError:
             pass  # record those there are; `stop` looks for this stack's slurmstepd again anyway
-        for pid in stack_stepds(str(self.slurm_conf)):
+        for pid in self.stepds():
             ticks = proc_start_ticks(pid)
             if ticks is not None:
                 self.procs.append(Proc("slurmstepd", pid, ticks))
         self.save()
 
 
-def stack_stepds(slurm_conf: str) -> list[int]:
-    """slurmstepd processes of this stack: those whose environment names our slurm.conf."""
+    def stepds(self) -> list[int]:
+        return stack_stepds(str(self.slurm_conf), str(self.logs), self.info.get("root"))
+
+
+class RootStack(stack_roots.InRoot, Stack):
+    """The same cluster with Slurm (and for sid, Prometheus and Alertmanager) from a Debian root."""
+
+
+def stack_stepds(slurm_conf: str, log_dir: str | None = None, root: str | None = None) -> list[int]:
+    """slurmstepd processes of this stack: those whose environment names our slurm.conf, or
+    (24.11+, which starts them with an empty environment) that write to our log folder."""
+    if log_dir:
+        return sorted(set(_env_stepds(slurm_conf)) | set(stack_roots.stepds_logging_to(log_dir, root)))
+    return _env_stepds(slurm_conf)
+
+
+def _env_stepds(slurm_conf: str) -> list[int]:
     found = []
     marker = f"SLURM_CONF={slurm_conf}".encode()
     for entry in os.listdir("/proc"):
@@ -605,24 +726,26 @@ def stop(state_dir: Path, grace_s: float = 10.0) -> list[str]:
     done: list[str] = []
     procs = [p for p in info.get("processes", [])]
     conf = info.get("slurm_conf")
+    logs = str(state_dir / "logs")
     names = {p["name"] for p in procs if is_ours(p)}
     if conf and "slurmctld" in names:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
         env["SLURM_CONF"] = conf
         try:
-            ids = subprocess.run(["squeue", "-h", "-o", "%i"], env=env, capture_output=True, text=True,
-                                 timeout=10).stdout.split()
+            ids = subprocess.run(stack_roots.slurm_argv(info, ["squeue", "-h", "-o", "%i"]), env=env,
+                                 capture_output=True, text=True, timeout=10).stdout.split()
             if ids:
-                subprocess.run(["scancel", *ids], env=env, capture_output=True, timeout=10)
+                subprocess.run(stack_roots.slurm_argv(info, ["scancel", *ids]), env=env,
+                               capture_output=True, timeout=10)
                 done.append(f"cancelled {len(ids)} jobs")
                 deadline = time.monotonic() + grace_s
-                while time.monotonic() < deadline and stack_stepds(conf):
+                while time.monotonic() < deadline and stack_stepds(conf, logs, info.get("root")):
                     time.sleep(0.2)
         except (OSError, subprocess.SubprocessError) as exc:
             done.append(f"could not cancel jobs: {exc}")
     if conf:  # steps started after `start` recorded its list (a pending job that began later)
         known = {p["pid"] for p in procs}
-        for pid in stack_stepds(conf):
+        for pid in stack_stepds(conf, logs, info.get("root")):
             ticks = proc_start_ticks(pid)
             if pid not in known and ticks is not None:
                 procs.append({"name": "slurmstepd", "pid": pid, "start_ticks": ticks})
@@ -647,6 +770,7 @@ def stop(state_dir: Path, grace_s: float = 10.0) -> list[str]:
             except ProcessLookupError:
                 pass
     done.append(f"stopped {len(live)} processes")
+    done += stack_roots.stop_root(info)  # a root stack's mounts, once its processes are gone
     if info.get("public_dir_owned") and info.get("public_dir", "").startswith("/tmp/aisc-stack-"):
         shutil.rmtree(info["public_dir"], ignore_errors=True)
     info["stopped_at"] = time.time()
@@ -713,6 +837,10 @@ def main(argv: list[str] | None = None) -> int:
                     default=os.environ.get("AISC_STACK_EXPORTER_MODULE", "console.sim.exporter"),
                     help="module run with `python -m` as the DCGM exporter "
                          "(env AISC_STACK_EXPORTER_MODULE)")
+    ap.add_argument("--suite", choices=["bookworm", *stack_roots.SUITES], default="bookworm",
+                    help="Slurm from the host's Debian 12 packages (bookworm: 22.05), or from a "
+                         "cached Debian root: trixie (24.11), sid (26.05 with Prometheus 3.5 and "
+                         "Alertmanager 0.33); the root is built on first use")
     args = ap.parse_args(argv)
     state_dir = args.dir.resolve()
     try:
@@ -726,7 +854,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise StackError("cannot start the stack: it must run as root (slurmd runs jobs as "
                                  "their users and slurmrestd is dropped to nobody)", EXIT_UNAVAILABLE)
             state_dir.mkdir(parents=True, exist_ok=True)
-            stack = Stack(state_dir, args.python, args.exporter_module)
+            if args.suite == "bookworm":
+                stack = Stack(state_dir, args.python, args.exporter_module)
+            else:
+                stack_roots.build(args.suite)
+                stack = RootStack(state_dir, args.python, args.exporter_module, suite=args.suite)
             try:
                 stack.start()
             except BaseException:
@@ -750,6 +882,9 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as exc:
         print(f"stack: {exc}", file=sys.stderr)
         return exc.code
+    except stack_roots.RootUnavailable as exc:
+        print(f"stack: cannot start the stack: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except subprocess.TimeoutExpired as exc:
         print(f"stack: `{' '.join(map(str, exc.cmd))}` did not answer within {exc.timeout} s", file=sys.stderr)
         return EXIT_FAILED

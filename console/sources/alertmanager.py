@@ -138,9 +138,10 @@ class AlertmanagerClient:
         try:
             self.http.request("DELETE", f"api/v2/silence/{silence_id}", expect_json=False)
         except SourceError as e:
-            if e.status == 500 and "not found" in e.message:
+            # Alertmanager 0.25 answers an unknown id with 500 "silence not found", 0.33 with 404.
+            if e.status == 404 or (e.status == 500 and "not found" in e.message):
                 raise SourceError(ErrorKind.QUERY, f"silence {silence_id} not found on "
-                                  f"{self.http.host}", status=500) from None
+                                  f"{self.http.host}", status=e.status) from None
             raise
 
     def status(self) -> dict[str, Any]:

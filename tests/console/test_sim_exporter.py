@@ -10,7 +10,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from console.sim import SimCluster, SimConfig, SimulatedSource
-from console.sim.exporter import METRICS, render_metrics, serve_exporter
+from console.sim.exporter import METRICS, STALE_JOB_BASE, _pairs, render_metrics, serve_exporter
+from console.sim.exporter import main as exporter_main
 
 T0 = 1_800_000_000.0
 
@@ -121,3 +122,56 @@ def test_lowercase_hostname_label(sim: SimCluster) -> None:
     s = _samples(text)["DCGM_FI_DEV_POWER_USAGE"][0]
     assert "hostname" in s.labels and "Hostname" not in s.labels
     assert np.isfinite(s.value)
+
+
+H100 = "NVIDIA H100 80GB HBM3"
+
+
+def test_node_sizes_and_models_differ_per_node(sim: SimCluster) -> None:
+    """A 4-GPU node serves GPUs 0-3 only, and each node names its own model."""
+    text = render_metrics(sim, node_names={"n0001": "gpu01", "n0002": "gpu05"}, node_filter=["n0001", "n0002"],
+                          node_gpus={"gpu05": 4}, node_models={"gpu05": H100, "gpu01": "NVIDIA H800"})
+    assert text is not None
+    for metric, samples in _samples(text).items():
+        gpus = {(s.labels["Hostname"], s.labels["gpu"]) for s in samples}
+        assert gpus == {("gpu01", str(g)) for g in range(8)} | {("gpu05", str(g)) for g in range(4)}, metric
+    models = {s.labels["Hostname"]: s.labels["modelName"] for s in _samples(text)["DCGM_FI_DEV_GPU_UTIL"]}
+    assert models == {"gpu01": "NVIDIA H800", "gpu05": H100}
+    tel = sim.telemetry_update()
+    util = {(s.labels["Hostname"], int(s.labels["gpu"])): s.value for s in _samples(text)["DCGM_FI_DEV_GPU_UTIL"]}
+    assert util[("gpu05", 3)] == pytest.approx(float(tel.metrics["util"][1, 3]), rel=1e-5)
+
+
+def test_hpc_job_duplicates_repeat_allocated_gpus_with_a_stale_job(sim: SimCluster) -> None:
+    plain = render_metrics(sim, hpc_job=True)
+    doubled = render_metrics(sim, hpc_job=True, hpc_job_duplicates=True)
+    assert plain is not None and doubled is not None
+    once = _samples(plain)["DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"]
+    twice = _samples(doubled)["DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"]
+    allocated = [s for s in once if "hpc_job" in s.labels]
+    assert allocated  # the simulated workload holds GPUs from the start
+    assert len(twice) == len(once) + len(allocated)
+    by_gpu: dict[tuple[str, str], list] = {}
+    for s in twice:
+        by_gpu.setdefault((s.labels["Hostname"], s.labels["gpu"]), []).append(s)
+    current = {(s.labels["Hostname"], s.labels["gpu"]): s.labels["hpc_job"] for s in allocated}
+    for key, series in by_gpu.items():
+        if key not in current:
+            assert len(series) == 1 and "hpc_job" not in series[0].labels, key
+            continue
+        assert len(series) == 2, key
+        assert len({s.value for s in series}) == 1, key  # the same reading, twice
+        jobs = {s.labels["hpc_job"] for s in series}
+        assert current[key] in jobs and len(jobs) == 2, key
+        (stale,) = jobs - {current[key]}
+        assert int(stale) >= STALE_JOB_BASE
+
+
+def test_command_line_shapes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as bad:
+        exporter_main(["--node-gpus", "gpu01=four", "--port", "0"])
+    assert bad.value.code == 2
+    assert "NAME=N" in capsys.readouterr().err
+    assert _pairs("a=NVIDIA H800, b=NVIDIA H100 80GB HBM3,") == {"a": "NVIDIA H800", "b": H100}
+    with pytest.raises(ValueError):
+        _pairs("gpu01")

@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 
 from .live import STACK_SCRIPT, Stack, is_running
+from .matrix import MATRIX, RootStack, start_roots, stop_roots
 
 EXIT_UNAVAILABLE = 3  # scripts/stack.py: "the stack cannot run here"
 
 
 #: Tests that need the stack's Prometheus to have scraped for a few minutes: run last, so their
 #: wait overlaps the rest of the suite instead of adding to it.
-RUN_LAST = ("test_history_backfill_live.py",)
+RUN_LAST = ("test_history_backfill_live.py", "test_history_backfill_matrix_live.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -68,3 +69,43 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         assert not left, f"processes left running after stop: {left}"
 
 
+@pytest.fixture(scope="session")
+def root_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RootStack | str]]:
+    """The Debian-root stacks of the matrix (Slurm 24.11, 26.05), started concurrently.
+
+    suite -> stack, or the reason its root cannot be built or run here (tests skip with it).
+    """
+    stacks = start_roots(tmp_path_factory.mktemp("roots"))
+    try:
+        yield stacks
+    finally:
+        failures = stop_roots(stacks)
+        assert not failures, failures
+        after = [json.loads((st.dir / "stack.json").read_text()) for st in stacks.values()
+                 if isinstance(st, RootStack)]
+        left = [p for info in after for p in info["processes"] if is_running(p)]
+        assert not left, f"processes left running after stop: {left}"
+        assert all(info["mounts"] == [] for info in after), "mounts left after stop"
+
+
+def root_stack(stacks: dict[str, RootStack | str], suite: str) -> RootStack:
+    got = stacks[suite]
+    if isinstance(got, str):
+        skip_or_fail(got)
+    assert isinstance(got, RootStack)
+    return got
+
+
+@pytest.fixture(scope="session", params=list(MATRIX))
+def release_stack(request: pytest.FixtureRequest) -> Stack:
+    """The stack of one Slurm release of the matrix (22.05 is the session's Debian 12 stack)."""
+    suite = MATRIX[request.param].suite
+    if suite is None:
+        return request.getfixturevalue("stack")
+    return root_stack(request.getfixturevalue("root_stacks"), suite)
+
+
+@pytest.fixture(scope="session")
+def sid_stack(root_stacks: dict[str, RootStack | str]) -> RootStack:
+    """The sid root's stack: Slurm 26.05 with its own Prometheus 3.5 and Alertmanager 0.33."""
+    return root_stack(root_stacks, "sid")

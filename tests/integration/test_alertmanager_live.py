@@ -14,7 +14,7 @@ from console.sources.base import ErrorKind, SourceError
 
 from .live import Stack, wait_until
 
-TEST_ALERT = "AiscStackTestAlert"  # scripts/stack/test-rules.yml: vector(1), Hostname gpu02
+TEST_ALERT = "AiscStackTestAlert"  # scripts/stack/test-rules.yml: vector(1), hostname gpu02
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_firing_alerts_reach_the_console(source: AlertmanagerSource, stack: Stac
     down = wait_until("AiscStackExporterDown firing",
                       lambda: find(source, "AiscStackExporterDown", "firing"), timeout_s=90)
     assert down.severity == Severity.CRITICAL
-    assert down.node == stack.info["down_node"]
+    assert down.node == stack.info["exporter_down_node"]
 
 
 def test_silence_created_seen_and_expired(source: AlertmanagerSource) -> None:

@@ -18,7 +18,6 @@ from console.sources.prometheus import MetricMap, PrometheusClient, cluster_deli
 
 from .live import Stack, wait_until
 
-H800 = "NVIDIA H800 80GB HBM3"  # the simulated exporter's modelName
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +50,13 @@ def test_first_frame_holds_history_from_before_the_start(
     assert have.sum() >= 2, (h.t, h.series["delivered_pf"])
     assert (h.t[old] % 60 == 30).all()  # one-minute bucket centres
     # The same instants asked directly, with the fragment-matching query the shipped rules use.
-    gpus = len(stack.info["exporter_nodes"]) * stack.info["gpus_per_node"]
-    expr = cluster_delivered_pf_query({"H800": peak_tflops(H800)}, MetricMap(),
-                                      {"H800": boost_clock_mhz(H800)})
+    # Two GPU models: each fragment at its own model's peak and boost clock.
+    models = {f: next(stack.info["node_models"][n] for n in stack.info["exporter_nodes"]
+                      if f in stack.info["node_models"][n]) for f in ("H800", "H100")}
+    expr = cluster_delivered_pf_query({f: peak_tflops(m) for f, m in models.items()}, MetricMap(),
+                                      {f: boost_clock_mhz(m) for f, m in models.items()})
+    installed_pf = sum(stack.info["node_gpus"][n] * peak_tflops(stack.info["node_models"][n])
+                       for n in stack.info["exporter_nodes"]) / 1000
     t_old = h.t[old]
     r = prom.query_range(expr, float(t_old[0]), float(t_old[-1]), 60)
     direct = {float(t): float(v) for t, v in r.result[0]["values"]}
@@ -62,5 +65,5 @@ def test_first_frame_holds_history_from_before_the_start(
             assert seeded == pytest.approx(direct[t], rel=1e-6), t
         else:  # no DCGM series at that instant (before the stack ran): a gap, never a zero
             assert direct.get(t, 0.0) == 0.0, t
-    np.testing.assert_allclose(inst[have], gpus * peak_tflops(H800) / 1000, rtol=1e-6)
+    np.testing.assert_allclose(inst[have], installed_pf, rtol=1e-6)
     assert np.isnan(h.series["allocated_pf"][old]).all()  # Slurm's series have no history

@@ -18,7 +18,7 @@ from console.sources.prometheus_alerts import PrometheusAlertsSource
 from .live import Stack, wait_until
 
 PENDING = "AiscStackPendingAlert"  # scripts/stack/test-rules.yml: vector(1), for: 1h, gpu03 GPU 4
-FIRING = "AiscStackTestAlert"  # vector(1), no for:, Hostname gpu02
+FIRING = "AiscStackTestAlert"  # vector(1), no for:, hostname gpu02
 
 
 def _config(stack: Stack, folder: Path, with_alertmanager: bool) -> Path:

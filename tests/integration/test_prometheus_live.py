@@ -20,8 +20,22 @@ from console.sources.prometheus import (MetricMap, PrometheusClient, PrometheusT
 from .live import Stack, wait_until
 
 SHIPPED_GROUPS = {"aisc-console-gpu", "aisc-console-aggregates", "aisc-console-alerts"}
-H800 = "NVIDIA H800 80GB HBM3"  # the simulated exporter's modelName
-H800_PEAK_TFLOPS = peak_tflops(H800)
+#: The model fragments of the stack's two GPU models (the exporter's modelName per node is in
+#: stack.json) and their BF16 dense peaks and boost clocks, as the console's query takes them.
+FRAGMENTS = ("H800", "H100")
+
+
+def model_tables(stack: Stack) -> tuple[dict[str, float], dict[str, float]]:
+    models = {m for n, m in stack.info["node_models"].items() if n in stack.info["exporter_nodes"]}
+    assert {f for f in FRAGMENTS for m in models if f in m} == set(FRAGMENTS), models
+    full = {f: next(m for m in models if f in m) for f in FRAGMENTS}
+    return ({f: peak_tflops(m) for f, m in full.items()}, {f: boost_clock_mhz(m) for f, m in full.items()})
+
+
+def installed_tflops(stack: Stack) -> float:
+    """Peak of every GPU the exporter serves, each at its own model's peak."""
+    return sum(stack.info["node_gpus"][n] * peak_tflops(stack.info["node_models"][n])
+               for n in stack.info["exporter_nodes"])
 
 Samples = dict[tuple[str, str, int], float]
 
@@ -108,7 +122,7 @@ def test_telemetry_matches_the_exporter(prom: PrometheusClient, stack: Stack) ->
     assert isinstance(upd, TelemetryUpdate)
     exporter_nodes = sorted({h for _, h, _ in before})
     assert exporter_nodes == sorted(stack.info["exporter_nodes"])
-    assert list(upd.nodes) == sorted([*exporter_nodes, stack.info["down_node"]])
+    assert list(upd.nodes) == sorted([*exporter_nodes, stack.info["exporter_down_node"]])
     row = {n: i for i, n in enumerate(upd.nodes)}
     compared = 0
     for key in keys:
@@ -119,7 +133,10 @@ def test_telemetry_matches_the_exporter(prom: PrometheusClient, stack: Stack) ->
             got = float(upd.metrics[key][row[host], gpu])
             assert got == pytest.approx(value, rel=1e-6, abs=1e-6), (key, host, gpu)
             compared += 1
-    assert compared >= 4 * 8 * 4  # at least util, tensor, clock and temperature of 32 GPUs
+    gpus = sum(stack.info["node_gpus"][n] for n in exporter_nodes)
+    assert compared >= gpus * 4  # at least util, tensor, clock and temperature of every GPU
+    for host in exporter_nodes:  # the 4-GPU node has 4 GPU rows with data, not 8
+        assert len({g for _, h, g in before if h == host}) == stack.info["node_gpus"][host], host
     for host in exporter_nodes:
         assert upd.node_model[row[host]] == models[host]
 
@@ -129,21 +146,22 @@ def test_down_target_shows_its_node_unreachable(prom: PrometheusClient, stack: S
     (upd,) = src.fetch()
     assert isinstance(upd, TelemetryUpdate)
     up = dict(zip(upd.nodes, upd.node_up.tolist()))
-    assert up == {**{n: True for n in stack.info["exporter_nodes"]}, stack.info["down_node"]: False}
-    down_row = upd.nodes.index(stack.info["down_node"])
+    assert up == {**{n: True for n in stack.info["exporter_nodes"]}, stack.info["exporter_down_node"]: False}
+    down_row = upd.nodes.index(stack.info["exporter_down_node"])
     for key, arr in upd.metrics.items():
         assert np.isnan(arr[down_row]).all(), key
 
 
 def test_recorded_delivered_pf_matches_the_console_query(prom: PrometheusClient, stack: Stack) -> None:
-    gpus = len(stack.info["exporter_nodes"]) * stack.info["gpus_per_node"]
+    gpus = sum(stack.info["node_gpus"][n] for n in stack.info["exporter_nodes"])
     installed = wait_until("aisc:installed_pf:bf16_dense recorded",
                            lambda: prom.query("aisc:installed_pf:bf16_dense").result, timeout_s=30)
-    assert float(installed[0]["value"][1]) == pytest.approx(gpus * H800_PEAK_TFLOPS / 1000, rel=1e-9)
+    # hpc_job duplicates collapsed: each GPU counted once, at its own model's peak
+    assert float(installed[0]["value"][1]) == pytest.approx(installed_tflops(stack) / 1000, rel=1e-9)
     count = prom.query("aisc:gpus_reporting:count").result
     assert float(count[0]["value"][1]) == gpus
-    console_expr = cluster_delivered_pf_query({"H800": H800_PEAK_TFLOPS}, MetricMap(),
-                                              {"H800": boost_clock_mhz(H800)})
+    peaks, clocks = model_tables(stack)
+    console_expr = cluster_delivered_pf_query(peaks, MetricMap(), clocks)
     # Compare at the rule's own evaluation instant; a scrape landing between the evaluation and
     # our query is the only way they differ, so a few evaluations are tried.
     mismatches = []
@@ -161,4 +179,4 @@ def test_recorded_delivered_pf_matches_the_console_query(prom: PrometheusClient,
                                  .result[0]["value"][1]) > t_eval, timeout_s=20)
     else:
         pytest.fail(f"recorded and console delivered PF differ: {mismatches}")
-    assert 0 < recorded <= gpus * H800_PEAK_TFLOPS / 1000
+    assert 0 < recorded <= installed_tflops(stack) / 1000

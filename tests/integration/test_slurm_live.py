@@ -17,7 +17,8 @@ from .live import Stack
 
 SINFO_STATE = {"idle": NodeState.IDLE, "mixed": NodeState.MIXED, "allocated": NodeState.ALLOCATED,
                "drained": NodeState.DRAINED, "draining": NodeState.DRAINING, "down": NodeState.DOWN,
-               "completing": NodeState.COMPLETING}
+               "completing": NodeState.COMPLETING, "unknown": NodeState.UNKNOWN}
+GPU_GRES = re.compile(r"gpu(?::[^:(,\s]+)?:(\d+)")  # gpu:N or gpu:TYPE:N; "(null)" on a CPU node
 
 
 def client(stack: Stack, token: str | None = None) -> SlurmClient:
@@ -81,11 +82,17 @@ def test_node_states_match_sinfo(stack: Stack, update: SchedulerUpdate) -> None:
     # The states the stack set up, spelled out (sinfo agreeing with us would not catch a stack bug).
     assert by_name[stack.info["down_node"]] == NodeState.DOWN
     assert by_name[stack.info["drained_node"]] == NodeState.DRAINED
+    assert by_name[stack.info["draining_node"]] == NodeState.DRAINING
+    for name in stack.info["unregistered_nodes"]:
+        assert by_name[name] == NodeState.UNKNOWN
+        assert not nodes.responding[nodes.names.index(name)], name
     assert by_name["gpu01"] == NodeState.ALLOCATED
     assert by_name["gpu02"] == NodeState.MIXED
     assert by_name["gpu03"] == NodeState.MIXED
-    idx = nodes.names.index(stack.info["down_node"])
-    assert nodes.reason[idx] == stack.info["node_reasons"][stack.info["down_node"]]
+    assert by_name[stack.info["exporter_down_node"]] == NodeState.IDLE
+    assert by_name["cpu01"] == NodeState.MIXED
+    for name, reason in stack.info["node_reasons"].items():
+        assert nodes.reason[nodes.names.index(name)] == reason, name
 
 
 def test_node_gpus_match_slurm(stack: Stack, update: SchedulerUpdate) -> None:
@@ -93,15 +100,18 @@ def test_node_gpus_match_slurm(stack: Stack, update: SchedulerUpdate) -> None:
     truth: dict[str, tuple[int, int]] = {}
     for line in out.splitlines():
         name, gres, used = line.split()
-        total = int(re.search(r"gpu(?::\w+)?:(\d+)", gres).group(1))
-        m = re.search(r"gpu(?::\w+)?:(\d+)", used)
-        truth[name] = (total, int(m.group(1)) if m else 0)
+        total, m = GPU_GRES.search(gres), GPU_GRES.search(used)
+        truth[name] = (int(total.group(1)) if total else 0, int(m.group(1)) if m else 0)
+    # A CPU-only node has no GPUs at all (not 8 without data); the 4-GPU node has 4.
+    assert {n: t for n, (t, _) in truth.items()} == {n: stack.info["node_gpus"][n] for n in stack.info["nodes"]}
+    assert truth["cpu01"] == (0, 0) and truth["gpu05"][0] == 4
     nodes = update.nodes
     assert nodes is not None
     for i, name in enumerate(nodes.names):
         assert (int(nodes.gpus[i]), int(nodes.gpus_alloc[i])) == truth[name], name
     alloc = dict(zip(nodes.names, nodes.gpus_alloc.tolist()))
-    assert alloc == {"gpu01": 8, "gpu02": 8, "gpu03": 2, "gpu04": 0, "gpu05": 0}
+    assert alloc == {"cpu01": 0, "gpu01": 8, "gpu02": 8, "gpu03": 2, "gpu04": 0, "gpu05": 2, "gpu06": 0,
+                     "gpu07": 0, "gpu08": 0}
 
 
 def test_jobs_and_reasons_match_squeue(stack: Stack, update: SchedulerUpdate) -> None:
@@ -126,15 +136,15 @@ def test_jobs_and_reasons_match_squeue(stack: Stack, update: SchedulerUpdate) ->
             assert g["nodelist"] == t["nodelist"], jid
     pending_reasons = {g["reason"] for g in got.values() if g["state"] == "PENDING"}
     assert pending_reasons == {"Resources", "Priority", "JobHeldUser", "Dependency"}
-    assert sum(g["state"] == "RUNNING" for g in got.values()) == 5
+    assert sum(g["state"] == "RUNNING" for g in got.values()) == 7
 
 
 def test_gpus_per_account_match_squeue(stack: Stack, update: SchedulerUpdate) -> None:
     truth: dict[str, int] = defaultdict(int)
     for t in squeue_jobs(stack).values():
         if t["state"] == "RUNNING":
-            per_node = int(re.search(r"gpu(?::\w+)?:(\d+)", t["tres"]).group(1))
-            truth[t["account"]] += per_node * int(t["nodes"])
+            m = GPU_GRES.search(t["tres"])  # "N/A" for a CPU-only job
+            truth[t["account"]] += (int(m.group(1)) if m else 0) * int(t["nodes"])
     jobs = update.jobs
     assert jobs is not None
     got: dict[str, int] = defaultdict(int)
@@ -142,7 +152,7 @@ def test_gpus_per_account_match_squeue(stack: Stack, update: SchedulerUpdate) ->
     for i in range(len(jobs)):
         if JobState(int(jobs.state[i])) == JobState.RUNNING:
             got[str(accounts[i])] += int(jobs.gpus[i])
-    assert dict(got) == dict(truth) == {"hku": 8, "cuhk": 6, "polyu": 2, "sensetime": 2}
+    assert dict(got) == dict(truth) == {"hku": 8, "cuhk": 6, "polyu": 2, "hkust": 2, "cityu": 2, "hkbu": 0}
 
 
 def test_gpu_indices_match_scontrol(stack: Stack, update: SchedulerUpdate) -> None:
@@ -162,7 +172,9 @@ def test_gpu_indices_match_scontrol(stack: Stack, update: SchedulerUpdate) -> No
         rows = jobs.alloc_job == i
         got = {(jobs.alloc_node_names[n], int(g))
                for n, g in zip(jobs.alloc_node[rows], jobs.alloc_gpu[rows])}
-        assert truth, detail
+        asked_gpus = any(o.startswith("--gres=gpu") for j in stack.info["jobs"] if j["id"] == jid
+                         for o in j["options"])
+        assert bool(truth) == asked_gpus, detail  # the CPU-only job has no GPU indices
         assert got == truth, jid
         assert len(got) == int(jobs.gpus[i])
 

@@ -43,8 +43,8 @@ def test_every_daemon_listens_on_loopback_only(stack: Stack) -> None:
         for addr, port in listening_addresses(p["pid"]):
             assert addr == "127.0.0.1", (p["name"], addr, port)
             checked += 1
-    # slurmctld, 4 slurmd, slurmrestd, exporter, Prometheus, Alertmanager at the least
-    assert checked >= 9
+    # slurmctld, a slurmd per registered node, slurmrestd, exporter, Prometheus, Alertmanager
+    assert checked >= 4 + len(stack.info["slurmd_nodes"])
 
 
 def test_recorded_services_are_running_and_ports_distinct(stack: Stack) -> None:
@@ -52,7 +52,11 @@ def test_recorded_services_are_running_and_ports_distinct(stack: Stack) -> None:
     for expected in ("munged", "slurmctld", "slurmd-gpu01", "slurmd-gpu04", "slurmrestd",
                      "exporter", "prometheus", "alertmanager"):
         assert expected in names
-    assert names.count("slurmstepd") == 5  # one per running batch job
+    running = sum(j["expected_state"] == "RUNNING" for j in stack.info["jobs"])
+    assert running == 7
+    assert names.count("slurmstepd") == running  # one per running batch job
+    # the nodes that must never register have no slurmd
+    assert not {f"slurmd-{n}" for n in stack.info["unregistered_nodes"] + [stack.info["down_node"]]} & set(names)
     ports = list(stack.info["ports"].values())
     assert len(set(ports)) == len(ports)
     res = stack.script("status")

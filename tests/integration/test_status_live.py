@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,14 @@ from console.sources.prometheus import PrometheusClient
 
 from .live import REPO, Stack, wait_until
 
-PEAK_TF, BOOST_MHZ = 989.5, 1980.0  # H800, as the stack's exporter reports
+#: BF16 dense peak (TFLOPS) per model fragment, and the boost clock (MHz) of both (FACTS 2).
+PEAK_TF = {"H800": 989.5, "H100": 989.4}
+BOOST_MHZ = 1980.0
+GPU_GRES = re.compile(r"gpu(?::[^:(,\s]+)?:(\d+)")
+
+
+def peak_of(model: str) -> float:
+    return next(v for k, v in PEAK_TF.items() if k in model.upper())
 
 
 @pytest.fixture(scope="module")
@@ -55,25 +63,42 @@ def test_status_matches_slurm_and_alertmanager(stack: Stack, config_file: Path) 
     states = squeue_states(stack)
     assert d["jobs_running"] == states.count("RUNNING")
     assert d["jobs_pending"] == states.count("PENDING")
-    assert d["nodes_by_state"].get("DOWN") == 1 and d["nodes_by_state"].get("DRAINED") == 1
-    sinfo_nodes = stack.slurm("sinfo", "-h", "-N", "-o", "%N").split()
-    assert d["nodes_total"] == len(set(sinfo_nodes))
+    assert {k: d["nodes_by_state"].get(k) for k in ("DOWN", "DRAINED", "DRAINING", "UNKNOWN")} == \
+        {"DOWN": 1, "DRAINED": 1, "DRAINING": 1, "UNKNOWN": 1}
+    # node -> (sinfo state, GPUs from its gres: 0 on the CPU-only node)
+    sinfo: dict[str, tuple[str, int]] = {}
+    for line in stack.slurm("sinfo", "-h", "-N", "-o", "%N %T %G").splitlines():
+        name, state, gres = line.split()
+        m = GPU_GRES.search(gres)
+        sinfo[name] = (state, int(m.group(1)) if m else 0)
+    only_exporter = stack.info["exporter_only_nodes"]  # GPUs known from the exporter alone
+    assert d["nodes_total"] == len(sinfo) + len(only_exporter)
     assert d["precision"] == "BF16 dense"
-    assert d["gpus_total"] == 8 * len(set(sinfo_nodes))
-    assert d["installed_pf"] == pytest.approx(d["gpus_total"] * PEAK_TF / 1000, abs=1e-3)
-    # The DOWN and the DRAINED node's 16 GPUs are not available.
-    assert d["gpus_available"] == d["gpus_total"] - 16
+    gpus = {n: g for n, (_, g) in sinfo.items()} | {n: stack.info["node_gpus"][n] for n in only_exporter}
+    assert d["gpus_total"] == sum(gpus.values())
+    models = stack.info["node_models"]
+    assert d["installed_pf"] == pytest.approx(sum(g * peak_of(models[n]) for n, g in gpus.items() if g) / 1000,
+                                              abs=6e-4)
+    # Only responding idle, mixed or allocated nodes offer their GPUs (not DOWN, drained,
+    # draining or never registered; the exporter-only node is not schedulable at all).
+    assert d["gpus_available"] == sum(g for st, g in sinfo.values()
+                                      if st in ("idle", "mixed", "allocated"))
     squeue_gpus = 0
     for line in stack.slurm("squeue", "-h", "-t", "R", "-o", "%b %D").splitlines():
         gres, n_nodes = line.split()
-        squeue_gpus += int(gres.rsplit(":", 1)[1]) * int(n_nodes)
+        m = GPU_GRES.search(gres)  # N/A for the CPU-only job
+        squeue_gpus += (int(m.group(1)) if m else 0) * int(n_nodes)
     assert d["gpus_allocated"] == squeue_gpus
 
 
 def test_delivered_pf_matches_prometheus(stack: Stack, config_file: Path) -> None:
     prom = PrometheusClient(HttpClient(stack.urls["prometheus"]))
-    q = (f"sum(DCGM_FI_PROF_PIPE_TENSOR_ACTIVE * clamp_max(DCGM_FI_DEV_SM_CLOCK / {BOOST_MHZ}, 1))"
-         f" * {PEAK_TF} / 1000")
+    # hpc_job duplicates collapsed per GPU (max), each model at its own peak
+    by = "hostname, gpu"
+    q = " + ".join(
+        f'(sum(max by ({by}) (DCGM_FI_PROF_PIPE_TENSOR_ACTIVE{{modelName=~".*{frag}.*"}})'
+        f' * clamp_max(max by ({by}) (DCGM_FI_DEV_SM_CLOCK{{modelName=~".*{frag}.*"}}) / {BOOST_MHZ}, 1))'
+        f" * {peak} / 1000)" for frag, peak in PEAK_TF.items())
 
     def agree() -> bool:
         before = prom.query_scalar(q)
