@@ -23,18 +23,24 @@ def test_source_maps_states_and_drilldown_keys(server: ReplayServer) -> None:
     _serve(server)
     (u,) = AlertmanagerSource(AlertmanagerClient.from_url(server.url)).fetch()
     by_name = {a.name: a for a in u.alerts}
-    assert [a.name for a in u.alerts] == ["GpuTemperatureHigh", "ExporterDown", "GpuXidError"]
-    hot = by_name["GpuTemperatureHigh"]
-    assert (hot.state, hot.severity, hot.node, hot.gpu, hot.rack) == ("firing", Severity.CRITICAL, "gpu03", 5, "r1")
-    assert hot.summary == "GPU 5 on gpu03 is at 88 C"
-    assert hot.starts_at == pytest.approx(parse_time("2026-11-29T06:57:02.637Z"))
-    xid = by_name["GpuXidError"]
-    assert xid.state == "silenced" and xid.silenced_by == ("ece621a4-0093-4579-960d-69fa4157df34",)
-    down = by_name["ExporterDown"]
-    assert down.node == "127.0.0.1" and down.gpu is None  # instance with the port stripped
+    assert [a.name for a in u.alerts] == ["AiscStackExporterDown", "AiscStackTestAlert"]
+    raw = {a["labels"]["alertname"]: a for a in json.loads(capture("am_alerts_with_silenced.200.json"))}
+    down = by_name["AiscStackExporterDown"]
+    assert (down.state, down.severity, down.node, down.gpu, down.rack) == ("firing", Severity.CRITICAL,
+                                                                           "gpu06", None, None)
+    assert down.summary == "DCGM exporter for gpu06 is down"
+    assert down.starts_at == pytest.approx(parse_time(raw["AiscStackExporterDown"]["startsAt"]))
+    # without a host label, the node is the instance with its port stripped
+    no_host = parse_alert(dict(raw["AiscStackExporterDown"], labels={
+        k: v for k, v in raw["AiscStackExporterDown"]["labels"].items() if k != "hostname"}))
+    assert no_host.node == "127.0.0.1"
+    sid = json.loads(capture("am_silence_create.200.json"))["silenceID"]
+    test = by_name["AiscStackTestAlert"]
+    assert (test.state, test.silenced_by, test.node) == ("silenced", (sid,), "gpu02")
     (s,) = u.silences
-    assert s.state == "active" and s.created_by == "ops-console" and not s.is_ack
-    assert s.matchers[1] == Matcher("Hostname", "gpu0[0-9]", is_regex=True, is_equal=True)
+    assert s.id == sid and s.state == "active" and s.created_by == "ops-console" and not s.is_ack
+    assert s.matchers == (Matcher("alertname", "AiscStackTestAlert", is_regex=False, is_equal=True),
+                          Matcher("hostname", "gpu0[0-9]", is_regex=True, is_equal=True))
     q = server.requests[0]["query"]
     assert q["active"] == ["true"] and q["silenced"] == ["true"] and q["inhibited"] == ["true"]
 
@@ -56,7 +62,9 @@ def test_groups_and_status(server: ReplayServer) -> None:
     server.add("GET", "/api/v2/alerts/groups", 200, capture("am_alerts_groups.200.json"))
     server.add("GET", "/api/v2/status", 200, capture("am_status.200.json"))
     c = AlertmanagerClient.from_url(server.url)
-    assert len(c.groups()) == 3
+    # grouped by alertname and host: the two firing alerts make two groups
+    assert sorted(g["labels"]["alertname"] for g in c.groups()) == ["AiscStackExporterDown",
+                                                                    "AiscStackTestAlert"]
     assert c.status()["versionInfo"]["version"] == "0.25.0"
 
 
@@ -111,7 +119,7 @@ def test_multi_dedupes_by_fingerprint_and_tolerates_one_down(server: ReplayServe
     b = AlertmanagerClient.from_url(server.url)
     dead = AlertmanagerClient.from_url(refused_url(), timeout=(1, 1))
     (u,) = MultiAlertmanagerSource([a, b, dead]).fetch()
-    assert len(u.alerts) == 3 and len(u.silences) == 1
+    assert len(u.alerts) == 2 and len(u.silences) == 1
     assert len(u.warnings) == 1 and "connection refused" in u.warnings[0]
     e = pytest.raises(SourceError, MultiAlertmanagerSource([dead]).fetch).value
     assert e.kind is ErrorKind.UNREACHABLE

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -19,18 +18,27 @@ import pytest
 from console.sources.base import ErrorKind, SourceError
 from console.sources.http import NOT_MODIFIED, Auth, HttpClient, loads_fast, strip_port
 
-SHARED = Path(os.environ.get("AISC_SHARED_DIR",
-                             Path(__file__).resolve().parents[2] / ".." / "shared")).resolve()
-CAPTURES = SHARED / "captures"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "slurm"
+#: Real answers of the project's own stack, written by scripts/record_fixtures.py.
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 
 
 def capture(name: str) -> bytes:
-    """Body of a recorded real answer; skips the test when the captures folder is absent."""
-    path = CAPTURES / name
+    """Body of a recorded real answer (``NAME.STATUS.json``), byte for byte.
+
+    A missing file fails the test rather than skipping it: the answers are part of the
+    repository, so a missing one is a broken recording, not an absent environment.
+    """
+    path = RECORDED / name
     if not path.exists():
-        pytest.skip(f"capture {name} not available (set AISC_SHARED_DIR)")
+        pytest.fail(f"recorded answer {name} is missing from {RECORDED.name}/ "
+                    "(re-record: python scripts/record_fixtures.py --out tests/fixtures/recorded)")
     return path.read_bytes()
+
+
+def recorded_stack() -> dict:
+    """What the recording's stack was (nodes, ports, jobs, host label): ``INDEX.json`` ``stack``."""
+    return json.loads((RECORDED / "INDEX.json").read_text())["stack"]
 
 
 Route = tuple[int, bytes, dict[str, str]] | Callable[[BaseHTTPRequestHandler], None]

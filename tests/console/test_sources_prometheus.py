@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import quote
 
 import numpy as np
 import pytest
-from test_sources_http import ReplayServer, capture, server  # noqa: F401  (fixture)
+from test_sources_http import ReplayServer, capture, recorded_stack, server  # noqa: F401  (fixture)
 
 from console.sources.base import ErrorKind, SourceError
 from console.sources.prometheus import (MetricMap, PrometheusClient, PrometheusTelemetrySource,
@@ -52,9 +53,16 @@ class QueryServer:
 
 def test_query_instant_vector_capture(server: ReplayServer) -> None:
     server.add("GET", Q, 200, capture("prom_query_instant_vector.200.json"))
-    r = PrometheusClient.from_url(server.url).query('DCGM_FI_DEV_GPU_TEMP{Hostname="gpu03"}')
-    assert r.result_type == "vector" and len(r.result) == 8 and r.warnings == ()
-    assert server.requests[0]["query"]["query"] == ['DCGM_FI_DEV_GPU_TEMP{Hostname="gpu03"}']
+    r = PrometheusClient.from_url(server.url).query('DCGM_FI_DEV_GPU_TEMP{hostname="gpu01"}')
+    # The stack's exporter duplicates series by hpc_job, as a job-labelling exporter does: each
+    # of gpu01's 8 GPUs comes twice, with two different hpc_job values.
+    assert r.result_type == "vector" and len(r.result) == 16 and r.warnings == ()
+    jobs: dict[int, set[str]] = {}
+    for s in r.result:
+        jobs.setdefault(int(s["metric"]["gpu"]), set()).add(s["metric"]["hpc_job"])
+    assert sorted(jobs) == list(range(8)) and all(len(v) == 2 for v in jobs.values())
+    assert {s["metric"]["hostname"] for s in r.result} == {"gpu01"}
+    assert server.requests[0]["query"]["query"] == ['DCGM_FI_DEV_GPU_TEMP{hostname="gpu01"}']
 
 
 @pytest.mark.parametrize("name", ["prom_query_scalar.200.json", "vmcmp_query_scalar.200.json"])
@@ -109,10 +117,14 @@ def test_buildinfo_targets_labels_series(server: ReplayServer) -> None:
         server.add("GET", path, 200, capture(name))
     c = PrometheusClient.from_url(server.url)
     assert c.buildinfo()["version"] == "2.42.0+ds"
+    # the exporter serving every node, and the declared one of a node whose exporter is down
     targets = c.targets()
-    assert [t["health"] for t in targets if t["labels"]["instance"] == "127.0.0.1:9409"] == ["down"]
-    assert "Hostname" in c.labels()
-    assert all(s["Hostname"] == "gpu04" for s in c.series(['DCGM_FI_DEV_XID_ERRORS{Hostname="gpu04"}']))
+    down = recorded_stack()["exporter_down_node"]
+    assert sorted((t["labels"].get("hostname", ""), t["health"]) for t in targets) == [
+        ("", "up"), (down, "down")]
+    assert {"hostname", "hpc_job", "modelName", "gpu"} <= set(c.labels())
+    series = c.series(['DCGM_FI_DEV_XID_ERRORS{hostname="gpu01"}'])
+    assert len(series) == 16 and {s["hostname"] for s in series} == {"gpu01"}
     server.add("GET", "/api/v1/status/buildinfo", 200, capture("vmcmp_buildinfo.200.json"))
     assert c.buildinfo() == {}
 
@@ -159,30 +171,62 @@ def test_lowercase_hostname_label(server: ReplayServer) -> None:
     assert u.nodes == ("x",) and u.gpus_per_node == 4 and u.metrics["util"][0, 3] == 42.0
 
 
+def _temps_by_gpu() -> dict[int, float]:
+    """gpu01's recorded temperatures, one per GPU (its hpc_job duplicates agree)."""
+    rows = json.loads(capture("prom_query_instant_vector.200.json"))["data"]["result"]
+    temps: dict[int, set[float]] = {}
+    for r in rows:
+        temps.setdefault(int(r["metric"]["gpu"]), set()).add(float(r["value"][1]))
+    assert all(len(v) == 1 for v in temps.values())
+    return {g: v.pop() for g, v in temps.items()}
+
+
+def _up_without_host_label() -> tuple[bytes, str]:
+    """The recorded ``up`` with the down target's host label taken off, as a target declared
+    without labels gives; and that target's instance."""
+    body = json.loads(capture("prom_query_up.200.json"))
+    (down,) = [r["metric"] for r in body["data"]["result"] if r["value"][1] == "0"]
+    down.pop("hostname")
+    return json.dumps(body).encode(), down["instance"]
+
+
 def test_down_exporter_is_unreachable_node_not_idle(server: ReplayServer) -> None:
-    """The real capture: target 127.0.0.1:9409 is down; its node was learned from a look-back."""
-    src, qs = _source(server, node_rack={"gpu09": "r2"})
+    """The real answer: the exporter target declared for the down node is down."""
+    down = recorded_stack()["exporter_down_node"]
+    src, qs = _source(server, node_rack={down: "r2"})
     qs.set(MetricMap().temp, capture("prom_query_instant_vector.200.json"))
     qs.set(MetricMap().up, capture("prom_query_up.200.json"))
-    look = ('count by (instance, Hostname, hostname) (last_over_time(DCGM_FI_DEV_GPU_TEMP'
-            '{instance=~"127\\\\.0\\\\.0\\\\.1:9409"}[1h]))')
-    qs.set(look, _vector([{"metric": {"instance": "127.0.0.1:9409", "Hostname": "gpu09"},
-                           "value": [0, "8"]}]))
     (u,) = src.fetch()
-    assert u.nodes == ("gpu03", "gpu09")
+    assert u.nodes == ("gpu01", down)
     assert u.node_up.tolist() == [True, False]
     assert np.isnan(u.metrics["temp"][1]).all()
-    assert u.metrics["temp"][0, 5] == 89.0
-    assert u.node_rack == ("r1", "r2")
+    temps = _temps_by_gpu()
+    assert u.metrics["temp"][0].tolist() == [temps[g] for g in range(8)]
+    assert u.node_rack == ("", "r2")
+
+
+def test_down_exporter_without_host_label_is_learned_from_a_look_back(server: ReplayServer) -> None:
+    up, inst = _up_without_host_label()
+    src, qs = _source(server)
+    qs.set(MetricMap().temp, capture("prom_query_instant_vector.200.json"))
+    qs.set(MetricMap().up, up)
+    escaped = re.escape(inst).replace("\\", "\\\\")
+    look = ('count by (instance, Hostname, hostname) (last_over_time(DCGM_FI_DEV_GPU_TEMP'
+            f'{{instance=~"{escaped}"}}[1h]))')
+    qs.set(look, _vector([{"metric": {"instance": inst, "hostname": "gpu09"}, "value": [0, "8"]}]))
+    (u,) = src.fetch()
+    assert u.nodes == ("gpu01", "gpu09") and u.node_up.tolist() == [True, False]
+    assert np.isnan(u.metrics["temp"][1]).all()
 
 
 def test_down_exporter_with_unknown_node_is_a_warning(server: ReplayServer) -> None:
+    up, inst = _up_without_host_label()
     src, qs = _source(server)
     qs.set(MetricMap().temp, capture("prom_query_instant_vector.200.json"))
-    qs.set(MetricMap().up, capture("prom_query_up.200.json"))
+    qs.set(MetricMap().up, up)
     (u,) = src.fetch()
-    assert u.nodes == ("gpu03",)
-    assert any("exporter 127.0.0.1:9409 is down and its node is unknown" in w for w in u.warnings)
+    assert u.nodes == ("gpu01",)
+    assert any(f"exporter {inst} is down and its node is unknown" in w for w in u.warnings)
 
 
 def test_empty_result_everywhere_is_an_error(server: ReplayServer) -> None:

@@ -24,9 +24,11 @@ from console.sources.prometheus_alerts import (PrometheusAlertsSource, label_fin
 from console.state import ClusterState
 
 ROOT = Path(__file__).resolve().parents[2]
-PROM = "prom_alerts.200.json"  # 3 firing (GpuTemperatureHigh, GpuXidError, ExporterDown), 8 pending
-AM = "am_alerts.200.json"  # the same 3 firing, as Alertmanager lists them (+ cluster="lab")
-ACTIVE_AT = parse_time("2026-11-29T06:56:52.637351134Z")
+#: 2 firing (AiscStackTestAlert, AiscStackExporterDown), 2 pending (DcgmExporterDown, whose
+#: ``for: 1m`` had not run out, and AiscStackPendingAlert on gpu03 GPU 4)
+PROM = "prom_alerts.200.json"
+AM = "am_alerts.200.json"  # the same 2 firing, as Alertmanager lists them (+ cluster="aisc-lab")
+EXTERNAL = {"cluster": "aisc-lab"}  # the stack's Prometheus external label
 
 
 def _source(server: ReplayServer, body: bytes | str | object, status: int = 200, *,
@@ -52,31 +54,39 @@ def _rule_alerts(include_firing: bool = False) -> tuple[Alert, ...]:
     return tuple(a for a in out if a is not None and (include_firing or a.state == "pending"))
 
 
+def _pending(name: str) -> Alert:
+    return next(a for a in _rule_alerts() if a.name == name)
+
+
 # --------------------------------------------------------------------------- parsing
 
 
 def test_fingerprint_is_alertmanagers_for_the_same_labels() -> None:
-    for a in json.loads(capture(AM)):
+    am = json.loads(capture(AM))
+    assert len(am) == 2
+    for a in am:
         assert label_fingerprint(a["labels"]) == a["fingerprint"]
     # Prometheus' copy lacks the external label; with it added, the fingerprints agree.
-    down = next(a for a in _rule_alerts(True) if a.name == "ExporterDown")
-    assert label_fingerprint({**down.labels, "cluster": "lab"}) == "bbabddd72ea715cc"
-    assert down.fingerprint != "bbabddd72ea715cc"
+    down = next(a for a in _rule_alerts(True) if a.name == "AiscStackExporterDown")
+    (am_down,) = [a["fingerprint"] for a in am if a["labels"]["alertname"] == down.name]
+    assert label_fingerprint({**down.labels, **EXTERNAL}) == am_down
+    assert down.fingerprint != am_down
 
 
 def test_pending_alerts_from_a_real_answer(server: ReplayServer) -> None:
     u = _fetch(_source(server, capture(PROM)))
-    assert [a.name for a in u.alerts] == ["GpuIdle"] * 8
+    assert [(a.name, a.node, a.gpu) for a in u.alerts] == [("DcgmExporterDown", "gpu06", None),
+                                                           ("AiscStackPendingAlert", "gpu03", 4)]
     assert {a.state for a in u.alerts} == {"pending"}
-    assert sorted(a.gpu for a in u.alerts) == list(range(8))
-    one = next(a for a in u.alerts if a.gpu == 6)
-    assert (one.node, one.rack, one.severity, one.source) == ("gpu04", "r1", Severity.INFO,
+    one = u.alerts[1]
+    assert (one.node, one.rack, one.severity, one.source) == ("gpu03", None, Severity.INFO,
                                                               "prometheus-alerts")
-    assert one.summary == "GPU 6 on gpu04 idle"
-    assert one.starts_at == pytest.approx(ACTIVE_AT)
-    assert one.labels["UUID"] == "GPU-20b39572-8c69-aa19-1969-79e38996da56"
+    assert one.summary == "Pending test alert of the loopback stack on gpu03 GPU 4"
+    (row,) = [r for r in json.loads(capture(PROM))["data"]["alerts"] if r["labels"]["alertname"] == one.name]
+    assert one.starts_at == pytest.approx(parse_time(row["activeAt"]))
+    assert one.labels == row["labels"]
     assert one.fingerprint == label_fingerprint(one.labels)
-    assert len({a.fingerprint for a in u.alerts}) == 8
+    assert len({a.fingerprint for a in u.alerts}) == 2
     (req,) = server.requests
     assert (req["method"], req["path"]) == ("GET", "/api/v1/alerts")
 
@@ -84,12 +94,13 @@ def test_pending_alerts_from_a_real_answer(server: ReplayServer) -> None:
 def test_firing_ones_only_without_an_alertmanager(server: ReplayServer) -> None:
     u = _fetch(_source(server, capture(PROM), include_firing=True))
     firing = {a.name: a for a in u.alerts if a.state == "firing"}
-    assert set(firing) == {"GpuTemperatureHigh", "GpuXidError", "ExporterDown"}
-    assert sum(a.state == "pending" for a in u.alerts) == 8
-    hot = firing["GpuTemperatureHigh"]
-    assert (hot.severity, hot.node, hot.gpu) == (Severity.CRITICAL, "gpu03", 5)
-    assert firing["ExporterDown"].node == "127.0.0.1"  # instance, port stripped
-    assert u.alerts[0].name == "GpuTemperatureHigh"  # critical first
+    assert set(firing) == {"AiscStackTestAlert", "AiscStackExporterDown"}
+    assert sum(a.state == "pending" for a in u.alerts) == 2
+    down = firing["AiscStackExporterDown"]
+    assert (down.severity, down.node, down.gpu) == (Severity.CRITICAL, "gpu06", None)
+    assert (firing["AiscStackTestAlert"].severity, firing["AiscStackTestAlert"].node) == (
+        Severity.WARNING, "gpu02")
+    assert u.alerts[0].name == "AiscStackExporterDown"  # critical first
 
 
 def test_unknown_states_and_duplicate_label_sets_are_skipped(server: ReplayServer) -> None:
@@ -196,47 +207,46 @@ def test_pending_alerts_join_alertmanagers_list_and_go_when_polled_away() -> Non
     _apply(s, "prometheus-alerts", 1, _rule_alerts())
     f = s.build_frame()
     assert [(a.name, a.state) for a in f.alerts if a.source == "alertmanager"] == [
-        ("GpuTemperatureHigh", "firing"), ("ExporterDown", "firing"), ("GpuXidError", "firing")]
+        ("AiscStackExporterDown", "firing"), ("AiscStackTestAlert", "firing")]
     pending = [a for a in f.alerts if a.state == "pending"]
-    assert len(pending) == 8 and {a.source for a in pending} == {"prometheus-alerts"}
-    assert f.kpis.alerts_firing == 3  # pending is not firing
-    assert f.kpis.alerts_by_severity == {"critical": 1, "warning": 2, "info": 0}
-    # The next poll has one pending alert left: the other seven are gone from the list.
+    assert len(pending) == 2 and {a.source for a in pending} == {"prometheus-alerts"}
+    assert f.kpis.alerts_firing == 2  # pending is not firing
+    assert f.kpis.alerts_by_severity == {"critical": 1, "warning": 1, "info": 0}
+    # The next poll has one pending alert left: the other is gone from the list.
     _apply(s, "prometheus-alerts", 2, _rule_alerts()[:1])
     assert sum(a.state == "pending" for a in s.build_frame().alerts) == 1
     _apply(s, "prometheus-alerts", 3, ())
-    assert [a.source for a in s.build_frame().alerts] == ["alertmanager"] * 3
+    assert [a.source for a in s.build_frame().alerts] == ["alertmanager"] * 2
 
 
 def test_a_pending_alert_that_fired_is_listed_once_as_alertmanagers() -> None:
-    """Prometheus' last poll still saw GPU 6 pending; Alertmanager already has it firing, with
-    the external label cluster="lab" on top (so another fingerprint)."""
+    """Prometheus' last poll still saw gpu03 GPU 4's alert pending; Alertmanager already has it
+    firing, with the external label on top (so another fingerprint)."""
     s = _state()
     pending = _rule_alerts()
-    gpu6 = next(a for a in pending if a.gpu == 6)
-    fired = parse_alert({"labels": {**gpu6.labels, "cluster": "lab"}, "annotations": gpu6.annotations,
+    gpu4 = _pending("AiscStackPendingAlert")
+    fired = parse_alert({"labels": {**gpu4.labels, **EXTERNAL}, "annotations": gpu4.annotations,
                          "startsAt": "2026-11-29T07:01:52.637Z", "status": {"state": "active"},
-                         "fingerprint": label_fingerprint({**gpu6.labels, "cluster": "lab"})})
+                         "fingerprint": label_fingerprint({**gpu4.labels, **EXTERNAL})})
     _apply(s, "prometheus-alerts", 1, pending)
     _apply(s, "alertmanager", 1, (fired,))
     listed = _listed(s)
-    assert [x for x in listed if x[2] == 6] == [("GpuIdle", "firing", 6, "alertmanager")]
-    assert sum(x[1] == "pending" for x in listed) == 7
-    # A silenced copy covers it as well; another GPU's copy covers only that GPU.
+    assert [x for x in listed if x[0] == gpu4.name] == [(gpu4.name, "firing", 4, "alertmanager")]
+    assert [x[0] for x in listed if x[1] == "pending"] == ["DcgmExporterDown"]
+    # A silenced copy covers it as well; another alert's copy covers only that alert.
     silenced = replace(fired, state="silenced", silenced_by=("s1",))
-    gpu5 = next(a for a in pending if a.gpu == 5)
-    gpu5_fired = replace(gpu5, labels={**gpu5.labels, "cluster": "lab"}, state="firing",
+    down = _pending("DcgmExporterDown")
+    down_fired = replace(down, labels={**down.labels, **EXTERNAL}, state="firing",
                          source="alertmanager", fingerprint="other")
-    _apply(s, "alertmanager", 2, (silenced, gpu5_fired))
-    listed = _listed(s)
-    assert sorted(x for x in listed if x[2] in (5, 6)) == [
-        ("GpuIdle", "firing", 5, "alertmanager"), ("GpuIdle", "silenced", 6, "alertmanager")]
-    assert sum(x[1] == "pending" for x in listed) == 6
-    # a copy of GPU 5's alert with GPU 4's UUID is another alert: it covers neither
-    wrong = replace(gpu5_fired, labels={**gpu5_fired.labels,
-                                        "UUID": next(a for a in pending if a.gpu == 4).labels["UUID"]})
-    _apply(s, "alertmanager", 3, (wrong,))
-    assert sum(x[1] == "pending" for x in _listed(s)) == 8
+    _apply(s, "alertmanager", 2, (silenced, down_fired))
+    assert sorted(_listed(s), key=str) == [
+        ("AiscStackPendingAlert", "silenced", 4, "alertmanager"),
+        ("DcgmExporterDown", "firing", None, "alertmanager")]
+    # a copy naming another GPU (or another exporter) is another alert: it covers neither
+    other_gpu = replace(fired, labels={**fired.labels, "gpu": "5"}, fingerprint="x")
+    other_exporter = replace(down_fired, labels={**down_fired.labels, "instance": "10.0.0.9:9400"})
+    _apply(s, "alertmanager", 3, (other_gpu, other_exporter))
+    assert sum(x[1] == "pending" for x in _listed(s)) == 2
 
 
 def test_same_labels_same_fingerprint_prefers_the_fired_copy() -> None:
@@ -248,13 +258,14 @@ def test_same_labels_same_fingerprint_prefers_the_fired_copy() -> None:
         fired = replace(pending, state="firing", source="alertmanager")
         for src in order:
             _apply(s, src, 1, (pending,) if src == "prometheus-alerts" else (fired,))
-        assert _listed(s) == [("GpuIdle", "firing", pending.gpu, "alertmanager")]
+        assert _listed(s) == [(pending.name, "firing", pending.gpu, "alertmanager")]
 
 
 def test_a_copy_lacking_a_label_or_with_another_name_covers_nothing() -> None:
     s = _state()
     pending = _rule_alerts()[0]
-    labels = {k: v for k, v in pending.labels.items() if k != "UUID"}
+    labels = {k: v for k, v in pending.labels.items() if k != "hostname"}
+    assert labels != pending.labels
     narrower = replace(pending, state="firing", labels=labels, fingerprint="a")
     renamed = replace(pending, state="firing", name="GpuBusy",
                       labels={**pending.labels, "alertname": "GpuBusy"}, fingerprint="b")
@@ -277,7 +288,7 @@ def test_source_status_has_its_own_row_with_error_and_age() -> None:
     assert row.last_success == 991.0 and row.interval_s == 15.0
     assert st["alertmanager"].state is SourceState.WAITING
     # the last good pending list is kept while the source fails
-    assert sum(a.state == "pending" for a in s.build_frame(1000.0).alerts) == 8
+    assert sum(a.state == "pending" for a in s.build_frame(1000.0).alerts) == 2
 
 
 # --------------------------------------------------------------------------- config and factory

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from test_sources_http import FIXTURES, ReplayServer, capture, server  # noqa: F401
+from test_sources_http import FIXTURES, ReplayServer, capture, recorded_stack, server  # noqa: F401
 
 from console import slurm_reasons
 from console.model import JobState, NodeState
@@ -48,28 +48,41 @@ def test_source_v0038_nodes_jobs_and_304(server: ReplayServer) -> None:
     src = SlurmSchedulerSource(c)
     (u,) = src.fetch()
     assert u.api_version == "v0.0.38" and c.slurm_release == "22.05.8"
+    # The recording stack's shapes (scripts/stack.py): a CPU-only node, a 4-GPU node, a drained
+    # and a draining node, an idle one, one DOWN and one that never registered.
+    stack = recorded_stack()
     n = u.nodes
-    assert n.names == ("cpu01", "gpu01", "gpu02", "gpu03", "gpu04", "gpu05", "gpu06")
-    assert [NodeState(s).name for s in n.state] == ["MIXED", "ALLOCATED", "ALLOCATED", "MIXED",
-                                                    "DRAINED", "DOWN", "UNKNOWN"]
-    assert n.responding.tolist() == [True] * 5 + [False, False]
-    assert n.gpus.tolist() == [0, 8, 8, 8, 8, 8, 8] and n.gpus_alloc.tolist() == [0, 8, 8, 6, 0, 0, 0]
-    assert n.reason[4] == "XID 79 on GPU 2 (fell off the bus)"
-    assert u.partitions == ("cpu", "gpu", "debug")
+    assert n.names == ("cpu01", "gpu01", "gpu02", "gpu03", "gpu04", "gpu05", "gpu06", "gpu07", "gpu08")
+    assert [NodeState(s).name for s in n.state] == ["MIXED", "ALLOCATED", "MIXED", "MIXED", "DRAINED",
+                                                    "DRAINING", "IDLE", "DOWN", "UNKNOWN"]
+    assert n.responding.tolist() == [True] * 7 + [False, False]
+    assert n.gpus.tolist() == [stack["node_gpus"][x] for x in n.names] == [0, 8, 8, 8, 8, 4, 8, 8, 8]
+    assert n.gpus_alloc.tolist() == [0, 8, 8, 2, 0, 2, 0, 0, 0]
+    assert {x: r for x, r in zip(n.names, n.reason) if r} == stack["node_reasons"]
+    assert set(u.partitions) == {"gpu", "debug", "cpu"}
     j = u.jobs
-    row = {int(x): i for i, x in enumerate(j.job_id)}
-    assert j.gpus[row[1]] == 16 and j.gpus[row[2]] == 4 and j.gpus[row[9]] == 32
-    assert j.state[row[5]] == JobState.FAILED and j.exit_code[row[5]] == 3
-    assert j.exit_code[row[7]] == 143 and j.time_limit_s[row[7]] == 60
-    assert j.time_limit_s[row[11]] == math.inf
-    assert j.reasons[j.reason[row[8]]] == "Resources"
-    assert (j.array_job_id[row[15]], j.array_task_id[row[15]]) == (4, 1)
-    assert j.array_task_id[row[4]] == -1
-    assert math.isnan(j.start_time[row[9]])
-    coords = {(int(j.job_id[a]), j.alloc_node_names[n_], int(g))
+    row = {str(x["name"]): int(x["id"]) for x in stack["jobs"] + stack["extra_jobs"]}
+    row = {name: int(np.flatnonzero(j.job_id == jid)[0]) for name, jid in row.items()}
+    assert j.gpus[row["pretrain-llm"]] == 8 and j.gpus[row["finetune-a"]] == 4
+    assert j.gpus[row["scale-2node"]] == 16 and j.gpus[row["cpu-prep"]] == 0
+    assert j.state[row["exits-3"]] == JobState.FAILED and j.exit_code[row["exits-3"]] == 3
+    assert j.time_limit_s[row["exits-3"]] == 300 and j.time_limit_s[row["no-limit-held"]] == math.inf
+    assert j.state[row["cancelled"]] == JobState.CANCELLED
+    assert [j.reasons[j.reason[row[x]]] for x in ("scale-2node", "queued-small", "held-job",
+                                                   "after-pretrain")] == [
+        "Resources", "Priority", "JobHeldUser", "Dependency"]
+    arr = row["array-held"]  # pending, not yet split into tasks
+    assert (j.array_job_id[arr], j.array_task_id[arr]) == (j.job_id[arr], -1)
+    assert j.array_task_id[row["pretrain-llm"]] == -1
+    assert math.isnan(j.start_time[row["queued-small"]])
+    coords = {(str(j.name[a]), j.alloc_node_names[n_], int(g))
               for a, n_, g in zip(j.alloc_job, j.alloc_node, j.alloc_gpu)}
-    assert {(1, "gpu01", g) for g in range(8)} | {(1, "gpu02", g) for g in range(8)} \
-        | {(2, "gpu03", g) for g in range(4)} | {(13, "gpu03", 4), (13, "gpu03", 5)} == coords
+    assert coords == ({("pretrain-llm", "gpu01", g) for g in range(8)}
+                      | {("finetune-a", "gpu02", g) for g in range(4)}
+                      | {("eval-b", "gpu02", 4), ("eval-b", "gpu02", 5)}
+                      | {("vision-c", "gpu02", 6), ("vision-c", "gpu02", 7)}
+                      | {("notebook-d", "gpu03", g) for g in range(2)}
+                      | {("firmware-e", "gpu05", g) for g in range(2)})
     # second poll: both 304 -> unchanged
     server.add("GET", f"{V38}/nodes", 304, b"")
     server.add("GET", f"{V38}/jobs", 304, b"")
