@@ -466,7 +466,10 @@ class ClusterState:
             available_pf=_known_or_none(k_sch, lambda: pf(gpu_avail)),
             allocated_pf=_known_or_none(k_sch, lambda: pf(has_job)),
             busy_pf=_known_or_none(k_tel and k_sch, lambda: pf(busy)),
-            delivered_pf=_known_or_none(k_tel, lambda: float(delivered.sum(dtype=np.float64)) / 1000.0),
+            # A site whose exporter sends no tensor activity at all (metric not enabled) has
+            # no delivered figure: unknown, not 0 PF.
+            delivered_pf=_known_or_none(k_tel and bool(np.isfinite(tel["tensor"][exists]).any()),
+                                        lambda: float(delivered.sum(dtype=np.float64)) / 1000.0),
             precision=topo.precision,
             gpus_total=_known_or_none(k_inv, lambda: int(exists.sum())),
             gpus_available=_known_or_none(k_sch, lambda: int(gpu_avail.sum())),

@@ -256,3 +256,17 @@ def test_a_silent_source_leaves_gaps_in_the_history_while_others_go_on() -> None
     assert list(np.isnan(h["allocated_pf"][raw])) == [False, False, True]
     assert not np.isnan(h["delivered_pf"]).any() and not np.isnan(h["installed_pf"]).any()
     assert f.kpis.delivered_pf == pytest.approx(8 * 0.5 * H800 / 1000, rel=1e-6)
+
+
+def test_an_exporter_without_tensor_activity_leaves_delivered_unknown_not_zero() -> None:
+    # The site's dcgm-exporter does not export DCGM_FI_PROF_PIPE_TENSOR_ACTIVE: every other
+    # metric arrives, so health is known, but delivered compute is not.
+    s = _state()
+    s.apply(_ok("prom", "telemetry", 1, 996.0,
+                _telemetry(996.0, {"g1": 8, "g2": 8}, tensor=float("nan"))))
+    k = s.build_frame(now=1000.0).kpis
+    assert k.delivered_pf is None
+    assert k.gpus_healthy == 16 and k.gpus_total == 16
+    # Once the exporter reports tensor activity, the figure is a number again.
+    s.apply(_ok("prom", "telemetry", 2, 998.0, _telemetry(998.0, {"g1": 8, "g2": 8}, tensor=0.5)))
+    assert s.build_frame(now=1000.0).kpis.delivered_pf == pytest.approx(16 * 0.5 * H800 / 1000, rel=1e-5)
