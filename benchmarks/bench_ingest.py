@@ -11,7 +11,12 @@ real ones do). Prints medians of ``--repeat`` runs; asserts nothing.
 Sections:
 1. Prometheus: one 32,768-series query (HTTP, JSON, conversion), one whole telemetry poll,
    and the alternative of one query for all plain metrics (``{__name__=~"A|B|..."}``).
-2. slurmrestd: ``/jobs`` with 50,000 jobs (HTTP, JSON, table) and a whole scheduler poll.
+   The floor: the same bytes of one poll (fetched once) decoded by the fastest decoder at hand
+   (``json``, ``orjson``, ``msgspec``, and msgspec with typed structs of only the fields the
+   console reads), and the ratio of the console's whole poll to it; also with the transfer
+   (a bare GET of each answer) added to the floor, since the poll includes it.
+2. slurmrestd: ``/jobs`` with 50,000 jobs (HTTP, JSON, table) and a whole scheduler poll, with
+   its floor (``/nodes`` + ``/jobs``) measured the same way.
 3. GUI stall: the worst gap of a 60 Hz loop in this process's main thread while an engine
    polls both endpoints, with the engine in a thread and in a worker process.
 """
@@ -286,6 +291,108 @@ def ms(s: float) -> str:
     return f"{s * 1000:8.0f} ms"
 
 
+def decoders(typed: Any) -> dict[str, Callable[[bytes], Any]]:
+    """The JSON decoders to race: the standard library, orjson and msgspec when installed, and
+    msgspec decoding into ``typed`` (structs of only the fields the console reads)."""
+    out: dict[str, Callable[[bytes], Any]] = {"json": json.loads}
+    try:
+        import orjson
+
+        out["orjson"] = orjson.loads
+    except ImportError:
+        pass
+    try:
+        import msgspec
+
+        out["msgspec"] = msgspec.json.decode
+        out["msgspec typed"] = msgspec.json.Decoder(typed).decode
+    except ImportError:
+        pass
+    return out
+
+
+def fetch_bytes(base: str, requests_: list[tuple[str, dict[str, str]]]) -> tuple[list[bytes], float]:
+    """The raw answers of one poll's GETs and the time of a bare transfer of them all."""
+    import requests
+
+    with requests.Session() as s:
+        s.get(base + "/sizes", timeout=10)  # connect first: the poll reuses its connection
+        t0 = time.perf_counter()
+        bodies = [s.get(base + path, params=params, timeout=120).content for path, params in requests_]
+        return bodies, time.perf_counter() - t0
+
+
+def floor(label: str, bodies: list[bytes], typed: Any, repeat: int, transfer_s: float,
+          poll: Callable[[], Any]) -> tuple[float, float]:
+    """Print each decoder's time over ``bodies`` (GC paused, as the console does), the best
+    (the floor), and the console's whole ``poll`` against it, with and without the transfer.
+
+    Poll and decoders are run in turn, ``repeat`` rounds, and medians compared: on a shared
+    machine the load changes within seconds, and a ratio of figures taken minutes apart
+    measures the neighbours.
+    """
+    race = decoders(typed)
+    times: dict[str, list[float]] = {name: [] for name in race}
+    polls: list[float] = []
+    gc_was = gc.isenabled()
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        poll()
+        polls.append(time.perf_counter() - t0)
+        gc.disable()
+        try:
+            for name, fn in race.items():
+                t0 = time.perf_counter()
+                for b in bodies:
+                    fn(b)
+                times[name].append(time.perf_counter() - t0)
+        finally:
+            if gc_was:
+                gc.enable()
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    best = min(med, key=med.__getitem__)
+    poll_s = statistics.median(polls)
+    mb = sum(map(len, bodies)) / 1e6
+    print(f"  {label}: console poll {ms(poll_s).strip()}; floor ({len(bodies)} answers, {mb:.1f} MB, "
+          "decode only): " + ", ".join(f"{n} {t * 1000:.0f} ms" for n, t in med.items()))
+    print(f"    ratio to the floor ({best}): {poll_s / med[best]:.2f}x; to floor + bare transfer "
+          f"({ms(transfer_s).strip()}): {poll_s / (med[best] + transfer_s):.2f}x")
+    return poll_s, med[best]
+
+
+def labels_read(mm: Any) -> tuple[str, ...]:
+    """The labels the telemetry source reads (host, GPU, model, rack, instance)."""
+    return tuple(dict.fromkeys((*mm.host_labels, mm.gpu_label, *mm.model_labels,
+                                *([mm.rack_label] if mm.rack_label else []), "instance")))
+
+
+def prom_typed(labels: tuple[str, ...]) -> Any:
+    """msgspec types of an instant vector answer keeping only ``labels`` (the floor's decoder)."""
+    import msgspec
+
+    fields_ = [(f"l{i}", str, "") for i in range(len(labels))]
+    lab = msgspec.defstruct("Labels", fields_, rename={f"l{i}": n for i, n in enumerate(labels)})
+    sample = msgspec.defstruct("Sample", [("metric", lab), ("value", tuple[float, str])])
+    data = msgspec.defstruct("Data", [("resultType", str), ("result", list[sample])])
+    return msgspec.defstruct("Answer", [("status", str), ("data", data)])
+
+
+def slurm_typed() -> Any:
+    """msgspec types of ``/nodes`` and ``/jobs`` answers keeping only the keys the console reads
+    (a union: one decoder for both; values of any JSON type, as they differ by API version)."""
+    import msgspec
+
+    from console.sources.slurm_parse import _JOB_KEYS
+
+    node_keys = ("name", "hostname", "state", "state_flags", "reason", "gres", "gres_used",
+                 "partitions")
+    job = msgspec.defstruct("Job", [(k, Any, None) for k in _JOB_KEYS])
+    node = msgspec.defstruct("Node", [(k, Any, None) for k in node_keys])
+    return msgspec.defstruct("Answer", [("meta", Any, None), ("errors", Any, None),
+                                        ("warnings", Any, None), ("last_update", Any, None),
+                                        ("jobs", list[job], []), ("nodes", list[node], [])])
+
+
 def bench_prometheus(base: str, repeat: int, sizes: dict[str, int]) -> None:
     from console.sources.prometheus import MetricMap, PrometheusClient, PrometheusTelemetrySource
 
@@ -298,10 +405,24 @@ def bench_prometheus(base: str, repeat: int, sizes: dict[str, int]) -> None:
     http_s = client.http.last_latency_s or 0.0
     t_c, _ = median_of(lambda: src._collect(r.result, {}, {}), repeat)
     print(f"  one query: HTTP {ms(http_s)}, JSON {ms(t_q - http_s)}, to columns {ms(t_c)}")
+    if hasattr(client, "query_series"):  # typed decoding of only the labels read
+        labels = labels_read(src.metrics)
+        t_q, r = median_of(lambda: client.query_series(expr, None, labels), repeat)
+        http_s = client.http.last_latency_s or 0.0
+        t_c, _ = median_of(lambda: src._collect(r.result, {}, {}), repeat)
+        print(f"  the same, typed (query_series): HTTP {ms(http_s)}, JSON {ms(t_q - http_s)}, "
+              f"to columns {ms(t_c)}")
     t_poll, ups = median_of(src.fetch, repeat)
     u = ups[0]
     print(f"  one poll ({len(MetricMap().metric_keys())} metric queries + up), whole fetch: "
           f"{ms(t_poll)}  -> {len(u.nodes)} nodes x {u.gpus_per_node} GPUs")
+    typed = prom_typed(labels_read(src.metrics))
+    asked = [("/api/v1/query", {"query": src.metrics.query_expr(k, first=i == 0)})
+             for i, k in enumerate(src.metrics.metric_keys())] + \
+        [("/api/v1/query", {"query": src.metrics.expr("up")})]
+    bodies, transfer_s = fetch_bytes(base, asked)
+    _, full_floor = floor("one poll, all labels", bodies, typed, repeat, transfer_s, src.fetch)
+    del bodies
     small = PrometheusTelemetrySource(client, metrics=MetricMap(reduce_labels=True))
     expr_small = small.metrics.query_expr("temp")
     t_q, r = median_of(lambda: client.query(expr_small), repeat)
@@ -311,6 +432,15 @@ def bench_prometheus(base: str, repeat: int, sizes: dict[str, int]) -> None:
           f"HTTP {ms(http_s)}, JSON {ms(t_q - http_s)}, to columns {ms(t_c)}")
     t_poll, ups = median_of(small.fetch, repeat)
     print(f"  with reduce_labels, one poll, whole fetch: {ms(t_poll)}")
+    asked = [("/api/v1/query", {"query": small.metrics.query_expr(k, first=i == 0)})
+             for i, k in enumerate(small.metrics.metric_keys())] + \
+        [("/api/v1/query", {"query": small.metrics.expr("up")})]
+    bodies, transfer_s = fetch_bytes(base, asked)
+    poll_s, _ = floor("one poll, reduce_labels (the live default)", bodies, typed, repeat,
+                      transfer_s, small.fetch)
+    print(f"    the live default against the floor of all labels (today's answers): "
+          f"{poll_s / full_floor:.2f}x")
+    del bodies
     combined = "{__name__=~\"" + "|".join(METRICS) + "\"}"
     t_all, r_all = median_of(lambda: client.query(combined), max(1, repeat - 1))
     http_all = client.http.last_latency_s or 0.0
@@ -342,6 +472,9 @@ def bench_slurm(base: str, repeat: int, sizes: dict[str, int]) -> None:
           f"(GC paused: {ms(t_tab_nogc)}); {running:,} running, {len(table.alloc_job):,} GPU allocations")
     t_poll, _ = median_of(src.fetch, repeat)
     print(f"  one poll (/nodes {sizes['nodes'] / 1e6:.1f} MB + /jobs), whole fetch: {ms(t_poll)}")
+    bodies, transfer_s = fetch_bytes(base, [("/slurm/v0.0.38/nodes", {}), ("/slurm/v0.0.38/jobs", {})])
+    floor("one poll", bodies, slurm_typed(), repeat, transfer_s, src.fetch)
+    del bodies
     client.close()
 
 

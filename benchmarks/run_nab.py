@@ -1,22 +1,40 @@
-"""Score the console's live series detector on a corpus in NAB's layout.
+"""Score the console's live series detector on a corpus in NAB's layout, honestly.
 
     python benchmarks/run_nab.py DATA_DIR LABELS_JSON --out RESULTS_DIR
+    python benchmarks/run_nab.py DATA_DIR LABELS_JSON --loco --anchors ANCHORS_DIR
 
 DATA_DIR holds ``CATEGORY/FILE.csv`` (``timestamp,value``); LABELS_JSON maps
 ``CATEGORY/FILE.csv`` to its anomaly windows (NAB's ``combined_windows.json``). Each file is
 streamed one row at a time through `SeriesDetector` with the settings the console uses live;
-results go to ``RESULTS_DIR/aisc/CATEGORY/aisc_FILE.csv`` and the scores (NAB's three profiles,
-one corpus-wide threshold each, normalised null = 0, perfect = 100) are printed per category,
-followed by the detector's cost per step (one series, and a bank of series stepped at once as
-the console does), measured apart from CSV parsing and scoring.
+results go to ``RESULTS_DIR/aisc/CATEGORY/aisc_FILE.csv`` (NAB's format, for NAB's own scorer).
+
+Printed, for NAB's three profiles (null = 0, perfect = 100):
+
+- the whole-corpus score with NAB's threshold search (every distinct score tried), per category;
+- with ``--loco``, leave-one-category-out: for each category, the settings (from ``--grid``)
+  and the threshold are chosen on the other categories, then the held-out one is scored. The
+  mean of the held-out scores is the headline figure: nothing in it was tuned on what it scores.
+  A category without windows (``artificialNoAnomaly``) has no normalised score; its false
+  positives' raw cost is shown instead. The grid's own whole-corpus scores are printed too, so
+  a knife edge (neighbouring values more than 3 points apart) shows;
+- with ``--anchors``, the published detectors' streams (``ANCHORS/DETECTOR/CATEGORY/
+  DETECTOR_FILE.csv.gz``) scored by the same scorer, side by side with the console: whole
+  corpus, and leave-one-category-out (threshold chosen on the other categories);
+- the detector's cost per step (one series, and a bank stepped at once as the console does).
+
+``--cache DIR`` keeps each setting's score streams (keyed by the settings), so a rerun after a
+change elsewhere only recomputes what changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +43,69 @@ from console.analytics.anomaly import DetectorConfig
 from console.analytics.detectors.series import SeriesDetector, SeriesSettings
 from console.analytics.nab import (
     PROFILES,
+    HeldOut,
+    LabelledSeries,
+    ScoredFile,
+    anchor_corpus,
+    category_of,
+    leave_one_category_out,
+    load_corpus,
     load_labels,
     optimise,
-    run_corpus,
+    prepare_file,
+    run_stream,
+    write_result,
 )
+
+ANCHORS = ("numenta", "ARTime", "contextOSE", "knncad", "windowedGaussian")
+ANCHOR_TITLES = {"numenta": "HTM", "ARTime": "ARTime", "contextOSE": "CAD OSE",
+                 "knncad": "KNN CAD", "windowedGaussian": "wind. Gaussian"}
+SHORT = {"standard": "standard", "reward_low_FP_rate": "low FP", "reward_low_FN_rate": "low FN"}
+
+
+def grids(live: SeriesSettings) -> dict[str, Callable[[], dict[str, SeriesSettings]]]:
+    """Named sets of settings for leave-one-category-out to choose from (live settings first,
+    so they win ties). Each varies one thing over neighbouring values, so knife edges show."""
+    return {
+        "live": lambda: {"live": live},
+        "refractory": lambda: {f"refractory={r}": replace(live, refractory=r)
+                               for r in (live.refractory, 200, 300, 400, 650, 800)},
+        # Per-series adaptive quiet time: ends once the series stayed calm this many samples.
+        "calm": lambda: {"live": live, **{f"calm={c}": replace(live, calm=c) for c in (30, 60, 120)}},
+        # The quiet time, fixed or ending once the series settled (calm), and its length.
+        "quiet": lambda: {
+            **{f"calm={c}": replace(live, calm=c, refractory=500) for c in (0, 30, 60, 120)},
+            **{f"calm=120,refractory={r}": replace(live, calm=120, refractory=r) for r in (300, 800, 1500)}},
+        # Numenta's likelihood over the detector's z, at neighbouring alarm levels.
+        "likelihood": lambda: {"live": live, **{
+            f"likelihood=2000,z_alarm={z}": replace(live, likelihood=2000, z_alarm=z)
+            for z in (3.0, 4.0, 6.0)}},
+    }
+
+
+def cached_stream(series: LabelledSeries, settings: SeriesSettings, cache: Path | None) -> np.ndarray:
+    if cache is None:
+        return run_stream(series.values, settings)
+    key = hashlib.sha1(f"{settings!r}|{series.name}|{series.values.size}".encode()).hexdigest()[:16]
+    path = cache / f"{key}.npy"
+    if path.exists():
+        return np.load(path)
+    scores = run_stream(series.values, settings)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path, scores)
+    return scores
+
+
+def score_corpus(corpus: Sequence[LabelledSeries], settings: SeriesSettings, cache: Path | None,
+                 out: Path | None = None) -> list[ScoredFile]:
+    prepared = []
+    for series in corpus:
+        scores = cached_stream(series, settings, cache)
+        if out is not None:
+            write_result(out, series, scores)
+        prepared.append(prepare_file(series.name, series.stamps, scores, series.windows))
+    return prepared
+
 
 def step_cost_us(settings: SeriesSettings, n_series: int, steps: int = 2000,
                  seed: int = 1) -> tuple[float, float]:
@@ -49,39 +126,131 @@ def step_cost_us(settings: SeriesSettings, n_series: int, steps: int = 2000,
     return float(np.median(times) * 1e6), float(np.mean(times) * 1e6)
 
 
+def fmt(v: float, width: int = 10) -> str:
+    return f"{'-' if math.isnan(v) else f'{v:.1f}':>{width}}"
+
+
+def print_corpus(files: Sequence[ScoredFile]) -> None:
+    results = [optimise(files, p) for p in PROFILES]
+    cats = sorted({c for r in results for c in r.by_category})
+    print(f"{'category':<28}" + "".join(f"{SHORT[p]:>10}" for p in PROFILES))
+    for c in cats:
+        print(f"{c:<28}" + "".join(fmt(r.by_category.get(c, float('nan'))) for r in results))
+    print(f"{'ALL (corpus threshold)':<28}" + "".join(fmt(r.score) for r in results))
+    print(f"{'threshold':<28}" + "".join(f"{r.threshold:>10.4f}" for r in results))
+
+
+def loco_mean(held: Sequence[HeldOut]) -> float:
+    vals = [h.score for h in held if not math.isnan(h.score)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def print_loco(runs: Mapping[str, Sequence[ScoredFile]]) -> dict[str, list[HeldOut]]:
+    table = {p: leave_one_category_out(runs, p) for p in PROFILES}
+    print(f"{'held-out category':<28}" + "".join(f"{SHORT[p]:>10}" for p in PROFILES)
+          + "   settings chosen on the others (standard / low FP / low FN)")
+    for i, h in enumerate(table["standard"]):
+        cells = []
+        for p in PROFILES:
+            x = table[p][i]
+            cells.append(fmt(x.score) if not math.isnan(x.score) else f"{f'fp {x.fp_cost:.2f}':>10}")
+        print(f"{h.category:<28}" + "".join(cells) + "   " + " / ".join(table[p][i].choice for p in PROFILES))
+    print(f"{'MEAN (categories w/ windows)':<28}" + "".join(fmt(loco_mean(table[p])) for p in PROFILES))
+    return table
+
+
+def print_grid(runs: Mapping[str, Sequence[ScoredFile]]) -> None:
+    """Each candidate alone: whole corpus, and leave-one-category-out with only the threshold
+    chosen on the other categories. Neighbours more than 3 points apart are knife edges."""
+    rows = {label: [optimise(files, p).score for p in PROFILES]
+            + [loco_mean(leave_one_category_out({label: files}, p)) for p in PROFILES]
+            for label, files in runs.items()}
+    print(f"{'candidate':<28}" + "".join(f"{'ALL ' + SHORT[p]:>14}" for p in PROFILES)
+          + "".join(f"{'LOCO ' + SHORT[p]:>14}" for p in PROFILES))
+    for label, vals in rows.items():
+        print(f"{label:<28}" + "".join(fmt(v, 14) for v in vals))
+    ordered = sorted(rows, key=_grid_order)
+    for a, b in zip(ordered, ordered[1:]):
+        for i, what in ((0, "whole-corpus"), (3, "LOCO")):
+            jump = abs(rows[a][i] - rows[b][i])
+            if jump > 3.0:
+                print(f"knife edge: {a} -> {b} moves the {what} standard score by {jump:.1f} points")
+
+
+def _grid_order(label: str) -> float:
+    try:
+        return float(label.rpartition("=")[2])
+    except ValueError:
+        return -math.inf
+
+
+def print_anchors(console: Sequence[ScoredFile], anchor_dir: Path, names: Sequence[str],
+                  labels: Mapping[str, Sequence[Sequence[str]]]) -> None:
+    """One table: the console and each published detector, same files, same scorer."""
+    detectors: dict[str, Sequence[ScoredFile]] = {"console": console}
+    for d in ANCHORS:
+        detectors[ANCHOR_TITLES[d]] = anchor_corpus(anchor_dir, d, names, labels)
+    cats = sorted({category_of(f) for f in console})
+    print(f"{'detector':<16}" + "".join(f"{'ALL ' + SHORT[p]:>14}" for p in PROFILES)
+          + "".join(f"{'LOCO ' + SHORT[p]:>14}" for p in PROFILES)
+          + "".join(f"{c[:12]:>14}" for c in cats))
+    for title, files in detectors.items():
+        whole = [optimise(files, p).score for p in PROFILES]
+        loco = [leave_one_category_out({title: files}, p) for p in PROFILES]
+        per_cat = {h.category: h.score for h in loco[0]}
+        print(f"{title:<16}" + "".join(fmt(v, 14) for v in whole)
+              + "".join(fmt(loco_mean(h), 14) for h in loco)
+              + "".join(fmt(per_cat[c], 14) for c in cats))
+    print("(ALL: one threshold for the whole corpus; LOCO: each category scored at the threshold "
+          "chosen on the others, mean over categories with windows; per category: LOCO standard)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data_dir", type=Path)
     ap.add_argument("labels", type=Path)
     ap.add_argument("--out", type=Path, default=None, help="results folder (NAB layout); omitted = no files")
+    ap.add_argument("--loco", action="store_true", help="leave-one-category-out over --grid")
+    ap.add_argument("--grid", default="live", help="settings to choose from: " + ", ".join(grids(SeriesSettings())))
+    ap.add_argument("--anchors", type=Path, default=None, help="published detectors' streams to score alongside")
+    ap.add_argument("--cache", type=Path, default=None, help="folder keeping score streams between runs")
+    ap.add_argument("--no-cost", action="store_true", help="skip the cost-per-step measurement")
     args = ap.parse_args(argv)
     if not args.data_dir.is_dir():
         print(f"not a folder: {args.data_dir}", file=sys.stderr)
         return 2
     labels = load_labels(args.labels)
-    settings = DetectorConfig().series
+    live = DetectorConfig().series
+    all_grids = grids(live)
+    if args.grid not in all_grids:
+        print(f"unknown grid {args.grid!r}: choose from {', '.join(all_grids)}", file=sys.stderr)
+        return 2
+    corpus = load_corpus(args.data_dir, labels)
     t0 = time.perf_counter()
-    files = run_corpus(args.data_dir, labels, args.out, settings)
+    files = score_corpus(corpus, live, args.cache, args.out)
     elapsed = time.perf_counter() - t0
     rows = sum(f.scores.size for f in files)
     print(f"{len(files)} files, {sum(f.n_windows for f in files)} windows, run in {elapsed:.1f} s "
-          f"({rows} scored rows); settings: {settings}")
-    results = [optimise(files, p) for p in PROFILES]
-    cats = sorted({c for r in results for c in r.by_category})
-    header = f"{'category':<28}" + "".join(f"{p:>22}" for p in PROFILES)
-    print(header)
-    for c in cats:
-        cells = []
-        for r in results:
-            v = r.by_category.get(c, float("nan"))
-            cells.append(f"{'(no windows)' if math.isnan(v) else f'{v:.1f}':>22}")
-        print(f"{c:<28}" + "".join(cells))
-    print(f"{'ALL (corpus threshold)':<28}" + "".join(f"{r.score:>22.1f}" for r in results))
-    print(f"{'threshold':<28}" + "".join(f"{r.threshold:>22.4f}" for r in results))
-    for n in (1, 8, 64):
-        med, mean = step_cost_us(settings, n)
-        print(f"cost per step, {n:>2} series at once: median {med:6.0f} us, mean {mean:6.0f} us "
-              f"({mean / n:6.1f} us per series)")
+          f"({rows} scored rows); live settings: {live}")
+    print("\nWhole corpus, live settings, NAB's threshold search (every distinct score):")
+    print_corpus(files)
+    if args.loco:
+        runs = {label: (files if s == live else score_corpus(corpus, s, args.cache))
+                for label, s in all_grids[args.grid]().items()}
+        print(f"\nLeave-one-category-out, settings chosen from grid {args.grid!r}:")
+        print_loco(runs)
+        if len(runs) > 1:
+            print()
+            print_grid(runs)
+    if args.anchors is not None:
+        print("\nSide by side, same files, same scorer (console = live settings):")
+        print_anchors(files, args.anchors, [s.name for s in corpus], labels)
+    if not args.no_cost:
+        print()
+        for n in (1, 8, 64):
+            med, mean = step_cost_us(live, n)
+            print(f"cost per step, {n:>2} series at once: median {med:6.0f} us, mean {mean:6.0f} us "
+                  f"({mean / n:6.1f} us per series)")
     return 0
 
 

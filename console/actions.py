@@ -38,6 +38,9 @@ ACK_IDENTITY_LABELS = ("Hostname", "hostname", "instance", "gpu", "job")
 ACTION_NAMES = ("acknowledge", "create_silence", "expire_silence", "drain_node", "resume_node",
                 "cancel_job")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+#: Why every action is refused in read-only mode (shown as the disabled actions' reason).
+READ_ONLY_REASON = ("read-only mode: this console sends no changes to Alertmanager or Slurm "
+                    "(read_only in the config, --read-only, or presentation mode)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,11 +196,16 @@ class Actions:
 
     Lives in the GUI process but does its work in its executor's threads; it is safe to call
     from the GUI thread. `clock` is injectable so tests control silence start and end times.
+
+    ``read_only``: every action is refused with `READ_ONLY_REASON` before any target is looked
+    at, in the one place every action passes through (`_submit`), so no write request can leave
+    the console whatever a panel offers; the refusal is still journalled as an attempt.
     """
 
     def __init__(self, sources: Sequence[Any], journal: Journal, *,
                  executor: Executor | None = None, operator: str = "operator",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, read_only: bool = False) -> None:
+        self.read_only = bool(read_only)
         self._sources = list(sources)
         self.journal = journal
         self.operator = operator
@@ -244,6 +252,8 @@ class Actions:
 
     def capabilities(self) -> dict[str, str | None]:
         """For each action, None when it can be offered, else the plain reason it cannot."""
+        if self.read_only:
+            return dict.fromkeys(ACTION_NAMES, READ_ONLY_REASON)
         caps: dict[str, str | None] = {}
         no_am = None if self._silence_targets() else "no Alertmanager is configured"
         for name in ("acknowledge", "create_silence", "expire_silence"):
@@ -405,6 +415,8 @@ class Actions:
                 run: Callable[[], ActionResult]) -> Future[ActionResult]:
         base = {"action": action, "operator": author, "target": target, "comment": comment,
                 **details}
+        if self.read_only:  # before anything else: no target is called, whatever was asked
+            refused = READ_ONLY_REASON
 
         def job() -> ActionResult:
             self._write({**base, "event": "attempt"})
@@ -428,6 +440,6 @@ class Actions:
             pass  # a full disk must not stop the operator acting; the result is still shown
 
 
-__all__ = ["ACK_PREFIX", "ACTION_NAMES", "ActionResult", "Actions", "ack_matchers",
+__all__ = ["ACK_PREFIX", "ACTION_NAMES", "READ_ONLY_REASON", "ActionResult", "Actions", "ack_matchers",
            "alert_matches", "format_matchers", "matched_alerts", "matcher_matches",
            "validate_silence"]

@@ -9,6 +9,7 @@ key's path, because a misspelt key silently ignored is an outage waiting to happ
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -160,6 +161,11 @@ class ClusterSettings:
     slurm: SlurmSettings | None = None
     sim: SimSettings | None = None
     topology: SiteTopology = SiteTopology()
+    #: No write request (silence, expiry, drain, resume, cancel) leaves the console for this
+    #: cluster: a wall display or a shared screen must not be one click from changing the
+    #: machine. Set per cluster, for every cluster by the top-level key, by ``--read-only``,
+    #: and always in presentation mode.
+    read_only: bool = False
 
     @property
     def simulated(self) -> bool:
@@ -196,6 +202,11 @@ def demo_settings(seed: int = 7, nodes: int = 384, speed: float = 1.0,
         name="Simulated AISC", sim=SimSettings(seed=seed, nodes=nodes, speed=speed, faults=faults)),))
 
 
+def read_only_settings(settings: Settings) -> Settings:
+    """``settings`` with every cluster read-only (``--read-only`` and presentation mode)."""
+    return replace(settings, clusters=tuple(replace(c, read_only=True) for c in settings.clusters))
+
+
 def default_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "aisc-console" / "config.toml"
@@ -219,6 +230,10 @@ def load_settings(path: str | Path) -> Settings:
         raise ConfigError(f"config file not found: {p}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); TOML files are UTF-8") from None
+    except OSError as e:  # a directory, no permission
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or type(e).__name__}") from None
     return replace(parse_settings(raw), source_path=str(p))
 
 
@@ -232,10 +247,14 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
                      for i, c in enumerate(r.get("clusters", list, [])))
     ui_raw = r.get("ui", dict, {})
     ui_r = _Reader(ui_raw, "ui")
-    ui = UiSettings(font_scale=ui_r.get("font_scale", float, 1.0),
+    ui = UiSettings(font_scale=ui_r.positive("font_scale", float, 1.0),
                     theme=ui_r.get("theme", str, "dark"))
     ui_r.done()
     history_hours = r.get("history_hours", float, 168.0)
+    if history_hours < 0:
+        raise ConfigError(f"history_hours: 0 or more, got {history_hours}")
+    if r.get("read_only", bool, False):  # the top-level key makes every cluster read-only
+        clusters = tuple(replace(c, read_only=True) for c in clusters)
     clusters = tuple(  # no use reading back more history than the console keeps
         replace(c, prometheus=replace(c.prometheus, backfill_hours=history_hours))
         if c.prometheus is not None and c.prometheus.backfill_hours > history_hours else c
@@ -268,9 +287,19 @@ class _Reader:
             return default
         v = self.table[key]
         if typ is float and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
+            v = float(v) if abs(v) < 2**1000 else math.inf  # float() overflows beyond
         if not isinstance(v, typ) or (typ is not bool and isinstance(v, bool)):
             raise ConfigError(f"{where}: expected {typ.__name__}, got {type(v).__name__}")
+        if isinstance(v, float) and not math.isfinite(v):  # TOML has nan and inf; no setting takes them
+            raise ConfigError(f"{where}: expected a finite number, got {v}")
+        return v
+
+    def positive(self, key: str, typ: type, default: Any) -> Any:
+        """`get` of a number that must be above zero (an interval, a speed, a count)."""
+        v = self.get(key, typ, default)
+        if not v > 0:
+            where = f"{self.path}.{key}" if self.path else key
+            raise ConfigError(f"{where}: must be above 0, got {v}")
         return v
 
     def done(self) -> None:
@@ -385,11 +414,13 @@ def _cluster(r: _Reader) -> ClusterSettings:
         sr.done()
     if "sim" in r.table:
         sr = _Reader(r.get("sim", dict), f"{r.path}.sim")
-        sim = SimSettings(seed=sr.get("seed", int, 7), nodes=sr.get("nodes", int, 384),
-                          speed=sr.get("speed", float, 1.0), faults=sr.get("faults", str, "default"),
-                          interval_s=sr.get("interval_s", float, 2.0))
+        sim = SimSettings(seed=sr.get("seed", int, 7), nodes=sr.positive("nodes", int, 384),
+                          speed=sr.positive("speed", float, 1.0),
+                          faults=sr.get("faults", str, "default"),
+                          interval_s=sr.positive("interval_s", float, 2.0))
         sr.done()
-    peaks = {str(k): float(v) for k, v in r.get("peaks", dict, {}).items()}
+    peaks_r = _Reader(r.get("peaks", dict, {}), f"{r.path}.peaks")
+    peaks = {str(k): float(peaks_r.positive(k, float, ...)) for k in peaks_r.table}
     racks = {str(k): str(v) for k, v in r.get("racks", dict, {}).items()}
     topology = SiteTopology()
     if "topology" in r.table:
@@ -400,7 +431,8 @@ def _cluster(r: _Reader) -> ClusterSettings:
         peaks=peaks, racks=racks, nominal_pf=r.get("nominal_pf", float, None),
         busy_threshold_pct=r.get("busy_threshold_pct", float, 5.0),
         default_price_per_gpu_hour=r.get("default_price_per_gpu_hour", float, 0.0),
-        tenants=tuple(tenants), prometheus=prom, alertmanager=alert, slurm=slurm, sim=sim)
+        tenants=tuple(tenants), prometheus=prom, alertmanager=alert, slurm=slurm, sim=sim,
+        read_only=r.get("read_only", bool, False))
     r.done()
     if not (prom or alert or slurm or sim):
         raise ConfigError(f"{r.path} ({name}): configure at least one of prometheus, "

@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
+from console.actions import ActionResult
 from console.config import ClusterSettings, Settings, TenantSettings
-from console.model import Frame
+from console.model import Alert, Frame, Matcher
 from console.polling import PollResult, Poller, fetch_updates
 from console.sources.base import Source
 from console.state import ClusterState
@@ -101,19 +102,21 @@ class OperatorActions(Protocol):
 
     def capabilities(self) -> dict[str, str | None]: ...
 
-    def acknowledge(self, alert: Any, comment: str, duration_s: float = 3600.0,
-                    author: str | None = None) -> Future: ...
+    def acknowledge(self, alert: Alert, comment: str, duration_s: float = 3600.0,
+                    author: str | None = None) -> Future[ActionResult]: ...
 
-    def create_silence(self, matchers: Any, duration_s: float, author: str,
-                       comment: str) -> Future: ...
+    def create_silence(self, matchers: Sequence[Matcher], duration_s: float, author: str,
+                       comment: str) -> Future[ActionResult]: ...
 
-    def expire_silence(self, silence_id: str, *, author: str | None = None) -> Future: ...
+    def expire_silence(self, silence_id: str, *,
+                       author: str | None = None) -> Future[ActionResult]: ...
 
-    def drain_node(self, name: str, reason: str, *, author: str | None = None) -> Future: ...
+    def drain_node(self, name: str, reason: str, *,
+                   author: str | None = None) -> Future[ActionResult]: ...
 
-    def resume_node(self, name: str, *, author: str | None = None) -> Future: ...
+    def resume_node(self, name: str, *, author: str | None = None) -> Future[ActionResult]: ...
 
-    def cancel_job(self, job_id: int, *, author: str | None = None) -> Future: ...
+    def cancel_job(self, job_id: int, *, author: str | None = None) -> Future[ActionResult]: ...
 
 
 @runtime_checkable
@@ -149,7 +152,9 @@ def operator_name() -> str:
 
     try:
         return getpass.getuser()
-    except Exception:  # no user database entry (containers): still journal something honest
+    # No user database entry (a container): KeyError on 3.11, OSError from 3.13; no `pwd`
+    # module at all (Windows without USERNAME): ImportError. Still journal something honest.
+    except (ImportError, KeyError, OSError):
         return "unknown operator"
 
 
@@ -182,7 +187,7 @@ class EngineCommon:
     def stop(self) -> None:  # pragma: no cover - provided by the engine
         raise NotImplementedError
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -39,12 +39,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from console.actions import ACTION_NAMES, ActionResult
 from console.config import ClusterSettings, Settings
 from console.engine import (Engine, EngineCommon, EngineState, EngineStatus, FrameCallback,
-                            StatusCallback, poll_once)
+                            OperatorActions, StatusCallback, poll_once)
 from console.model import Frame
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ STABLE_RUN_S = 60.0
 _FRAME, _CONTROL = b"F", b"C"
 
 ErrorCallback = Callable[[str], None]
+#: What the child answers a command with: (it worked, the value or the failure in words).
+_Answer = tuple[bool, Any]
 
 
 class EngineProcessError(RuntimeError):
@@ -138,7 +142,7 @@ class _FrameSender:
             return
         self._caps_at = now
         try:
-            caps = dict(actions.capabilities())  # type: ignore[attr-defined]
+            caps = dict(actions.capabilities())
         except Exception:  # noqa: BLE001 - capabilities are advisory; keep the last known
             log.debug("capabilities failed", exc_info=True)
             return
@@ -244,7 +248,7 @@ class _ChildRunner:
             _child_control(self.conn, self.lock, "reply", call_id, True, result)
             return
 
-        def done(f: Future) -> None:
+        def done(f: Future[Any]) -> None:
             try:
                 value, ok = f.result(), True
             except Exception as exc:  # noqa: BLE001 - the future convention is results, not raises
@@ -277,9 +281,11 @@ def _child_main(conn: Any, settings: Settings, cluster: str | None, options: dic
                      name="parent-watch").start()
     lock = threading.Lock()
     try:
-        factory = options.get("secrets_factory")
+        factory: Callable[[], object] | None = options.get("secrets_factory")
         if factory is None:
-            from console.secrets import default_resolver as factory
+            from console.secrets import default_resolver
+
+            factory = default_resolver
         engine = Engine(settings, cluster=cluster, secrets=factory(),
                         refresh_s=options.get("refresh_s", 1.0), detect=options.get("detect", True))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent as words
@@ -337,12 +343,12 @@ class ActionsProxy:
             return dict(self._caps)
         return {n: "waiting for the console engine to start" for n in ACTION_NAMES}
 
-    def __getattr__(self, name: str) -> Callable[..., Future]:
+    def __getattr__(self, name: str) -> Callable[..., Future[ActionResult]]:
         if name not in ACTION_NAMES:
             raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
         engine = self._engine
 
-        def forward(*args: Any, **kwargs: Any) -> Future:
+        def forward(*args: Any, **kwargs: Any) -> Future[ActionResult]:
             return engine._call(name, tuple(_picklable(a) for a in args),
                                 {k: _picklable(v) for k, v in kwargs.items()})
 
@@ -382,8 +388,8 @@ class _Worker:
     """One spawned child and its pipe; a restart makes a new one (the old one is dead)."""
 
     generation: int
-    proc: Any
-    conn: Any
+    proc: BaseProcess
+    conn: Connection
     started: float  # time.monotonic() at spawn
     seq_offset: int  # frames built by the workers before this one (frame seq continues)
     receiver: threading.Thread | None = None
@@ -424,7 +430,9 @@ class ProcessEngine(EngineCommon):
             "autopoll": autopoll, "log_level": logging.getLogger().getEffectiveLevel()}
         self._restart = restart
         self._delays = tuple(float(d) for d in restart_delays_s) or RESTART_DELAYS_S
-        self.actions = ActionsProxy(self)
+        self._proxy = ActionsProxy(self)
+        # Typed as the contract: the type checker holds the proxy to `OperatorActions`.
+        self.actions: OperatorActions = self._proxy
         self._subscribers: list[FrameCallback] = []
         self._error_subscribers: list[ErrorCallback] = []
         self._status = EngineStatus(EngineState.STARTING)
@@ -437,7 +445,7 @@ class ProcessEngine(EngineCommon):
         self._latest: Frame | None = None
         self._latest_pid: int | None = None
         self._error: str | None = None
-        self._pending: dict[int, Future] = {}
+        self._pending: dict[int, Future[_Answer]] = {}
         self._ids = itertools.count(1)
         self._worker: _Worker | None = None
         self._generations = itertools.count(1)
@@ -588,9 +596,9 @@ class ProcessEngine(EngineCommon):
         except (OSError, ValueError, EOFError):
             return False
 
-    def _request(self, kind: str, args: tuple[Any, ...]) -> Future:
+    def _request(self, kind: str, args: tuple[Any, ...]) -> Future[_Answer]:
         """A command whose answer is (ok, value); the future resolves with that pair."""
-        fut: Future = Future()
+        fut: Future[_Answer] = Future()
         call_id = next(self._ids)
         with self._lock:
             if self._error is not None or self._stopping:
@@ -604,12 +612,12 @@ class ProcessEngine(EngineCommon):
         return fut
 
     def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
-              ) -> Future:
+              ) -> Future[ActionResult]:
         """An action: a future of an ``ActionResult`` that never raises."""
-        out: Future = Future()
+        out: Future[ActionResult] = Future()
         inner = self._request("call", (name, args, dict(kwargs or {})))
 
-        def done(f: Future) -> None:
+        def done(f: Future[_Answer]) -> None:
             ok, value = f.result()
             out.set_result(value if ok else _unavailable(name, args, str(value)))
 
@@ -685,7 +693,7 @@ class ProcessEngine(EngineCommon):
             if fut is not None and not fut.done():
                 fut.set_result((ok, value))
         elif kind == "caps":
-            self.actions._caps = dict(msg[1])
+            self._proxy._caps = dict(msg[1])
         elif kind == "ready":
             # A restarted child serves commands again (actions, step): the failure is over
             # for callers; the status says "running" only once its first frame arrives.

@@ -16,7 +16,9 @@ from collections.abc import Iterable
 #: must not eat the memory of the process that polls).
 MAX_EXPANSION = 1_000_000
 
-_TAIL_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
+#: ASCII digits only, as `expand` reads them (\d also matches "٣"); at most 18 of them, which
+#: int() reads quickly (a longer run leaves its head in the prefix).
+_TAIL_NUMBER = re.compile(r"^(.*?)([0-9]{1,18})([^0-9]*)$")
 
 
 class HostlistError(ValueError):
@@ -46,6 +48,10 @@ def _split_top(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+def _number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def _expand_range_list(body: str, whole: str) -> list[str]:
     out: list[str] = []
     for item in body.split(","):
@@ -53,16 +59,18 @@ def _expand_range_list(body: str, whole: str) -> list[str]:
         if not item:
             continue
         lo, sep, hi = item.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
-            raise HostlistError(f"bad range {item!r} in hostlist {whole!r}")
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses; and a number
+        # of more than 18 digits is no node name (int() refuses more than 4,300 digits).
+        if not _number(lo) or (sep and not _number(hi)):
+            raise HostlistError(f"bad range {item[:40]!r} in hostlist {whole[:80]!r}")
         if not sep:
             out.append(lo)
             continue
         a, b = int(lo), int(hi)
         if b < a:
-            raise HostlistError(f"descending range {item!r} in hostlist {whole!r}")
-        if b - a + 1 > MAX_EXPANSION:
-            raise HostlistError(f"range {item!r} in hostlist {whole!r} is too large")
+            raise HostlistError(f"descending range {item!r} in hostlist {whole[:80]!r}")
+        if len(out) + b - a + 1 > MAX_EXPANSION:  # the whole bracket, not each range alone
+            raise HostlistError(f"range {item!r} in hostlist {whole[:80]!r} is too large")
         width = len(lo)
         out.extend(str(n).zfill(width) for n in range(a, b + 1))
     return out

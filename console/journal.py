@@ -91,7 +91,7 @@ class Journal:
 
     def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Write one record (a ``time`` is added when missing); returns what was written."""
-        clean = redact(dict(record))
+        clean: dict[str, Any] = redact(dict(record))
         clean.setdefault("time", time.time())
         line = json.dumps(clean, ensure_ascii=False, sort_keys=True, allow_nan=False,
                           default=str)

@@ -89,7 +89,9 @@ class Schedule:
             self.failures = 0
             return self.interval_s
         self.failures += 1
-        base = min(self.interval_s * (2 ** self.failures), self.max_backoff_s)
+        # The exponent is capped: past ~1,000 failures in a row (hours of outage at the capped
+        # backoff) 2.0 ** n overflows, and the poller must outlive any outage.
+        base = min(self.interval_s * (2.0 ** min(self.failures, 60)), self.max_backoff_s)
         delay = base * self._rng.uniform(0.9, 1.1)
         if retry_after_s is not None:
             delay = max(delay, min(retry_after_s, self.max_backoff_s))

@@ -15,6 +15,7 @@ normalised so that the null detector scores 0 and the perfect detector 100.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -72,7 +73,7 @@ class ScoredFile:
     n_windows: int
 
 
-def prepare_file(name: str, timestamps: Sequence[datetime], scores: Sequence[float],
+def prepare_file(name: str, timestamps: Sequence[datetime], scores: Sequence[float] | np.ndarray,
                  windows: Sequence[tuple[datetime, datetime]]) -> ScoredFile:
     """Attach NAB's per-row weights (the loop mirrors NAB's sweeper row by row)."""
     n = len(timestamps)
@@ -150,20 +151,43 @@ def normalise(raw: float, null: float, perfect: float) -> float:
     return 100.0 * (raw - null) / (perfect - null)
 
 
-def candidate_thresholds(files: Sequence[ScoredFile], max_candidates: int = 400) -> np.ndarray:
-    """Score values to try (plus inf = no detection): all distinct ones when few; else quantiles
-    of the distinct scores together with every one of the highest ``max_candidates``.
+def sweep(files: Sequence[ScoredFile], profile: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Every distinct score as a threshold (plus inf = no detection) and the corpus raw total
+    at each, exactly as NAB's sweeper tries them.
 
-    NAB's own sweep tries every distinct score. Quantiles alone fall mostly in the mass of low
-    scores, and the few alarm-level scores that matter (a detector has tens of them over a
-    corpus) can lie between two quantiles, so the best threshold is missed.
+    Sampling thresholds (quantiles) misses NAB's own optimum by a little: the alarm-level scores
+    that decide it are a few tens among hundreds of thousands. Rows are taken from the highest
+    score down; a false positive adds its weight once it is detected, and a window's credit
+    changes only when a row earlier in it (a larger weight) joins, so the totals at all
+    thresholds are one cumulative sum.
     """
-    allv = np.concatenate([f.scores for f in files]) if files else np.zeros(0)
-    uniq = np.unique(allv[np.isfinite(allv)])
-    if uniq.size > max_candidates:
-        quantiles = np.quantile(uniq, np.linspace(0.0, 1.0, max_candidates))
-        uniq = np.union1d(quantiles, uniq[-max_candidates:])
-    return np.concatenate([uniq, [np.inf]])
+    files = [f for f in files if f.scores.size]
+    n_windows = sum(f.n_windows for f in files)
+    null = -profile["fn"] * n_windows
+    if not files:
+        return np.array([np.inf]), np.array([null])
+    scores = np.concatenate([f.scores for f in files])
+    unweighted = np.concatenate([f.unweighted for f in files])
+    offsets = np.cumsum([0] + [f.n_windows for f in files[:-1]])
+    window = np.concatenate([np.where(f.window >= 0, f.window + o, -1) for f, o in zip(files, offsets)])
+    delta = np.where(window < 0, profile["fp"] * unweighted, 0.0)
+    inside = np.flatnonzero(window >= 0)
+    if inside.size:
+        # Per window, rows by falling score; the credit is tp x the running max of weights.
+        order = inside[np.lexsort((-scores[inside], window[inside]))]
+        w = window[order]
+        u = unweighted[order]
+        run = np.maximum.accumulate(u + 4.0 * w) - 4.0 * w  # weights lie in [0, 1]: groups apart
+        first = np.r_[True, w[1:] != w[:-1]]
+        prev = np.r_[0.0, run[:-1]]
+        delta[order] = np.where(first, profile["tp"] * run + profile["fn"],
+                                profile["tp"] * (run - prev))
+    by_score = np.argsort(-scores, kind="stable")
+    s_sorted = scores[by_score]
+    totals = null + np.cumsum(delta[by_score])
+    last_of_tie = np.r_[s_sorted[1:] != s_sorted[:-1], True]
+    return (np.concatenate([[np.inf], s_sorted[last_of_tie]]),
+            np.concatenate([[null], totals[last_of_tie]]))
 
 
 @dataclass(frozen=True)
@@ -174,24 +198,68 @@ class ProfileResult:
     by_category: Mapping[str, float]
 
 
-def optimise(files: Sequence[ScoredFile], profile_name: str) -> ProfileResult:
-    """Choose the one threshold that maximises the corpus total, as NAB does per profile."""
+def category_of(f: ScoredFile) -> str:
+    return f.name.split("/")[0]
+
+
+def score_at(files: Sequence[ScoredFile], threshold: float, profile_name: str) -> float:
+    """Normalised score of ``files`` at a given threshold (NaN when they hold no window)."""
     profile = PROFILES[profile_name]
-    best_t, best_raw = np.inf, -np.inf
-    for t in candidate_thresholds(files):
-        total = sum(raw_score(f, float(t), profile) for f in files)
-        if total > best_raw:
-            best_t, best_raw = float(t), total
+    raw = sum(raw_score(f, threshold, profile) for f in files)
+    null, perfect = null_and_perfect(files, profile)
+    return normalise(raw, null, perfect) if perfect != null else float("nan")
+
+
+def optimise(files: Sequence[ScoredFile], profile_name: str) -> ProfileResult:
+    """Choose the one threshold that maximises the corpus total, as NAB does per profile
+    (the highest such threshold when several tie)."""
+    profile = PROFILES[profile_name]
+    thresholds, totals = sweep(files, profile)
+    k = int(np.argmax(totals))
+    best_t, best_raw = float(thresholds[k]), float(totals[k])
     null, perfect = null_and_perfect(files, profile)
     cats: dict[str, list[ScoredFile]] = {}
     for f in files:
-        cats.setdefault(f.name.split("/")[0], []).append(f)
-    by_cat: dict[str, float] = {}
-    for cat, fs in sorted(cats.items()):
-        raw = sum(raw_score(f, best_t, profile) for f in fs)
-        n0, p0 = null_and_perfect(fs, profile)
-        by_cat[cat] = normalise(raw, n0, p0) if p0 != n0 else float("nan")
+        cats.setdefault(category_of(f), []).append(f)
+    by_cat = {cat: score_at(fs, best_t, profile_name) for cat, fs in sorted(cats.items())}
     return ProfileResult(profile_name, best_t, normalise(best_raw, null, perfect), by_cat)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One category scored with everything (settings, threshold) chosen on the others."""
+
+    category: str
+    choice: str  # the label of the settings chosen on the other categories
+    threshold: float
+    score: float  # normalised on the held-out category; NaN when it has no window
+    fp_cost: float  # raw cost of its false positives (<= 0): all a windowless category can lose
+
+
+def leave_one_category_out(runs: Mapping[str, Sequence[ScoredFile]], profile_name: str) -> list[HeldOut]:
+    """For each category: pick the settings (a key of ``runs``) and the threshold that score
+    best on the other categories, then score the held-out one with them.
+
+    ``runs`` maps a label of settings to the corpus scored with those settings; the first label
+    wins ties. This is the figure that says how the detector does on data nothing was tuned on.
+    """
+    profile = PROFILES[profile_name]
+    any_run = next(iter(runs.values()))
+    cats = sorted({category_of(f) for f in any_run})
+    out: list[HeldOut] = []
+    for cat in cats:
+        best: tuple[float, str, float] | None = None
+        for label, files in runs.items():
+            train = [f for f in files if category_of(f) != cat]
+            res = optimise(train, profile_name)
+            if best is None or res.score > best[0]:
+                best = (res.score, label, res.threshold)
+        assert best is not None
+        _, label, t = best
+        test = [f for f in runs[label] if category_of(f) == cat]
+        fp = sum(float(f.unweighted[(f.scores >= t) & (f.window < 0)].sum()) for f in test) * profile["fp"]
+        out.append(HeldOut(cat, label, t, score_at(test, t, profile_name), fp))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,30 +309,98 @@ def label_rows(stamps: Sequence[datetime], windows: Sequence[tuple[datetime, dat
     return lab
 
 
-def run_corpus(data_dir: Path, labels: Mapping[str, Sequence[Sequence[str]]], out_dir: Path | None,
-               settings: SeriesSettings | None = None,
-               detector: str = DETECTOR_NAME) -> list[ScoredFile]:
-    """Run every CSV under ``data_dir``; write NAB-layout results when ``out_dir`` is given."""
-    prepared: list[ScoredFile] = []
+@dataclass
+class LabelledSeries:
+    """One corpus file read once: its rows, their times and its anomaly windows."""
+
+    name: str  # CATEGORY/FILE.csv
+    stamps_text: list[str]
+    stamps: list[datetime]
+    values: np.ndarray
+    windows: list[tuple[datetime, datetime]]
+
+
+def load_corpus(data_dir: Path, labels: Mapping[str, Sequence[Sequence[str]]]) -> list[LabelledSeries]:
+    """Read every CSV under ``data_dir`` (parsing the times is most of the cost: done once)."""
+    out: list[LabelledSeries] = []
     for rel in list_files(data_dir):
         stamps_text, values = read_series(data_dir / rel)
         stamps = [parse_time(s) for s in stamps_text]
         windows = [(parse_time(a), parse_time(b)) for a, b in labels.get(rel, [])]
-        scores = run_stream(values, settings)
+        out.append(LabelledSeries(rel, stamps_text, stamps, values, windows))
+    return out
+
+
+def write_result(out_dir: Path, series: LabelledSeries, scores: np.ndarray,
+                 detector: str = DETECTOR_NAME) -> None:
+    """``out_dir/DETECTOR/CATEGORY/DETECTOR_FILE.csv`` in NAB's result format."""
+    cat, _, fname = series.name.rpartition("/")
+    target = out_dir / detector / cat / f"{detector}_{fname}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lab = label_rows(series.stamps, series.windows)
+    with target.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "value", "anomaly_score", "label"])
+        for ts, v, s, lb in zip(series.stamps_text, series.values, scores, lab):
+            w.writerow([ts, repr(float(v)) if math.isfinite(v) else "", f"{s:.6f}", int(lb)])
+
+
+def run_corpus(data_dir: Path | Sequence[LabelledSeries], labels: Mapping[str, Sequence[Sequence[str]]],
+               out_dir: Path | None, settings: SeriesSettings | None = None,
+               detector: str = DETECTOR_NAME) -> list[ScoredFile]:
+    """Run every CSV under ``data_dir`` (or an already loaded corpus); write NAB-layout results
+    when ``out_dir`` is given."""
+    corpus = load_corpus(data_dir, labels) if isinstance(data_dir, Path) else data_dir
+    prepared: list[ScoredFile] = []
+    for series in corpus:
+        scores = run_stream(series.values, settings)
         if out_dir is not None:
-            cat, _, fname = rel.rpartition("/")
-            target = out_dir / detector / cat / f"{detector}_{fname}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            lab = label_rows(stamps, windows)
-            with target.open("w", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(["timestamp", "value", "anomaly_score", "label"])
-                for ts, v, s, lb in zip(stamps_text, values, scores, lab):
-                    w.writerow([ts, repr(float(v)) if math.isfinite(v) else "", f"{s:.6f}", int(lb)])
-        prepared.append(prepare_file(rel, stamps, scores, windows))
+            write_result(out_dir, series, scores, detector)
+        prepared.append(prepare_file(series.name, series.stamps, scores, series.windows))
     return prepared
 
 
 def load_labels(path: Path) -> dict[str, list[list[str]]]:
     with path.open() as fh:
         return json.load(fh)
+
+
+def read_anchor(path: Path) -> tuple[list[str], np.ndarray]:
+    """A published detector's stream (``timestamp,anomaly_score``, gzip or plain CSV)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    stamps: list[str] = []
+    scores: list[float] = []
+    with opener(path, "rt", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None) or []
+        col = header.index("anomaly_score") if "anomaly_score" in header else 1
+        tcol = header.index("timestamp") if "timestamp" in header else 0
+        for row in reader:
+            if row:
+                stamps.append(row[tcol])
+                scores.append(float(row[col]))
+    return stamps, np.asarray(scores, dtype=np.float64)
+
+
+def anchor_corpus(anchor_dir: Path, detector: str, names: Sequence[str],
+                  labels: Mapping[str, Sequence[Sequence[str]]]) -> list[ScoredFile]:
+    """Prepare a published detector's streams (``anchor_dir/DETECTOR/CATEGORY/DETECTOR_FILE.csv.gz``)
+    for the same scorer as the console's, for the files ``names`` (``CATEGORY/FILE.csv``).
+
+    Its timestamps are its own rows, so the windows and probation are placed on them exactly as
+    for the console's stream of the same file. A missing stream is an error, not a zero score.
+    """
+    prepared: list[ScoredFile] = []
+    for rel in names:
+        cat, _, fname = rel.rpartition("/")
+        base = anchor_dir / detector / cat / f"{detector}_{fname}"
+        path = base.with_name(base.name + ".gz")
+        if not path.exists():
+            path = base
+        if not path.exists():
+            raise FileNotFoundError(f"no {detector} stream for {rel}")
+        stamps_text, scores = read_anchor(path)
+        stamps = [parse_time(s) for s in stamps_text]
+        windows = [(parse_time(a), parse_time(b)) for a, b in labels.get(rel, [])]
+        prepared.append(prepare_file(rel, stamps, scores, windows))
+    return prepared

@@ -40,8 +40,11 @@ def parse_time(text: Any) -> float:
         return float("nan")
     base, frac, tz = m.groups()
     tz = "+00:00" if tz in (None, "Z") else tz
-    dt = _dt.datetime.fromisoformat(base + tz)
-    return dt.timestamp() + (float("0." + frac) if frac else 0.0)
+    try:  # the pattern admits month 13, hour 99 and year 0, which no clock shows
+        dt = _dt.datetime.fromisoformat(base + tz)
+        return dt.timestamp() + (float("0." + frac) if frac else 0.0)
+    except (ValueError, OverflowError):
+        return float("nan")
 
 
 def format_time(t: float) -> str:
@@ -165,7 +168,10 @@ def _first(labels: Mapping[str, str], keys: Sequence[str]) -> str | None:
 
 
 def _int_or_none(v: str | None) -> int | None:
-    return int(v) if v is not None and v.strip().isdigit() else None
+    # ASCII digits only: isdigit() also takes "²", which int() refuses; and int() refuses
+    # more than 4,300 digits, which is no GPU index or job id either.
+    t = v.strip() if v is not None else ""
+    return int(t) if t.isascii() and t.isdigit() and len(t) <= 18 else None
 
 
 def parse_alert(d: Mapping[str, Any], source: str = "alertmanager") -> Alert:

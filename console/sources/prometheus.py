@@ -23,16 +23,20 @@ import ipaddress
 import math
 import re
 import time as _time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from operator import attrgetter, itemgetter
+from types import GenericAlias
+from typing import TYPE_CHECKING, Any, TypedDict
 
+import msgspec
 import numpy as np
 
 from console.model import TELEMETRY_METRICS, TelemetryUpdate, Update
 from console.sources.base import ErrorKind, SourceError
 from console.sources.http import (NOT_MODIFIED, HttpClient, Reply, gc_paused, server_error_text,
-                                  strip_port)
+                                  strip_port, typed_decoder)
 
 if TYPE_CHECKING:
     from console.sources.prometheus_history import HistoryBackfill
@@ -94,16 +98,18 @@ class PrometheusClient:
     def __repr__(self) -> str:
         return f"PrometheusClient({self.http.base_url!r})"
 
-    def _data(self, path: str, params: Any = None, *, method: str = "GET") -> tuple[Any, tuple[str, ...]]:
+    def _data(self, path: str, params: Any = None, *, method: str = "GET",
+              decoder: Callable[[bytes], Any] | None = None) -> tuple[Any, tuple[str, ...]]:
         if method == "POST":  # long queries go as a form body (URL length limits of proxies)
-            body = self.http.request("POST", path, data=params)
+            body = self.http.request("POST", path, data=params, decoder=decoder)
+        elif decoder is not None:
+            body = self.http.request("GET", path, params=params, decoder=decoder)
         else:
             body = self.http.get_json(path, params)
         if body is NOT_MODIFIED or not isinstance(body, Mapping) or "status" not in body:
             raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected answer from {self.http.host}: "
                               "not a Prometheus API envelope {status, data}")
-        warnings = tuple(str(w) for w in body.get("warnings") or ()) + \
-            tuple(str(w) for w in body.get("infos") or ())
+        warnings = _texts(body.get("warnings")) + _texts(body.get("infos"))
         if body.get("status") != "success":
             etype = body.get("errorType") or "error"
             raise SourceError(ErrorKind.QUERY, f"query rejected by {self.http.host} ({etype}): "
@@ -113,9 +119,10 @@ class PrometheusClient:
                               "no 'data' in a successful answer")
         return body["data"], warnings
 
-    def _query_data(self, path: str, params: dict[str, Any]) -> QueryResult:
+    def _query_data(self, path: str, params: dict[str, Any],
+                    decoder: Callable[[bytes], Any] | None = None) -> QueryResult:
         method = "POST" if len(params.get("query", "")) > 1500 else "GET"
-        data, warnings = self._data(path, params, method=method)
+        data, warnings = self._data(path, params, method=method, decoder=decoder)
         if not isinstance(data, Mapping) or "resultType" not in data or "result" not in data:
             raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected answer from {self.http.host}: "
                               "query data without resultType/result")
@@ -135,6 +142,20 @@ class PrometheusClient:
             params["timeout"] = _duration(timeout_s)
         return self._query_data("api/v1/query", params)
 
+    def query_series(self, expr: str, time: float | None, labels: Sequence[str]) -> QueryResult:
+        """Instant query whose series keep only ``labels`` (and their value), decoded straight
+        into `VectorSample` structs; any other answer (not a vector of {metric, value}, a label
+        that is not a string) decodes in full, as `query` gives it.
+
+        Why: at 32,768 GPUs one answer is 11 MB of mostly labels the console never reads;
+        building them as Python objects makes decoding it several times slower (PERF.md,
+        benchmarks/bench_ingest.py).
+        """
+        params: dict[str, Any] = {"query": expr}
+        if time is not None:
+            params["time"] = f"{time:.3f}"
+        return self._query_data("api/v1/query", params, _vector_decoder(tuple(dict.fromkeys(labels))))
+
     def query_range(self, expr: str, start: float, end: float, step: float,
                     timeout_s: float | None = None) -> QueryResult:
         """Range query (``/api/v1/query_range``); step in seconds. ``timeout_s`` also asks the
@@ -153,11 +174,16 @@ class PrometheusClient:
         """A single number, whether the server answers a scalar (Prometheus) or a one-element
         vector (VictoriaMetrics); None when the result is empty."""
         r = self.query(expr, time)
-        if r.result_type == "scalar":
+        if r.result_type == "scalar" and _pairs([r.result]):
             return _num(r.result[1])
         if r.result_type == "vector":
-            return _num(r.result[0]["value"][1]) if r.result else None
-        raise SourceError(ErrorKind.BAD_PAYLOAD, f"expected a number, got a {r.result_type}")
+            if not r.result:
+                return None
+            first = r.result[0]
+            if isinstance(first, Mapping) and _pairs([first.get("value")]):
+                return _num(first["value"][1])
+        raise SourceError(ErrorKind.BAD_PAYLOAD, f"expected a number from {self.http.host}, got "
+                          f"a {r.result_type} of unexpected shape")
 
     def series(self, match: Sequence[str], start: float | None = None,
                end: float | None = None) -> list[dict[str, str]]:
@@ -190,6 +216,43 @@ class PrometheusClient:
         return dict(data) if isinstance(data, Mapping) else {}
 
 
+class VectorSample(msgspec.Struct):
+    """One series of an instant vector as `PrometheusClient.query_series` decodes it:
+    ``metric`` holds the asked labels as attributes (``""`` when absent), see `label_attrs`."""
+
+    metric: Any
+    value: tuple[Any, float]
+
+
+@lru_cache(maxsize=16)
+def _vector_decoder(labels: tuple[str, ...]) -> Callable[[bytes], Any]:
+    """The typed decoder of an instant-vector answer keeping ``labels`` (one per label set).
+
+    Label attributes are named ``l0, l1, ...`` (renamed to the label names on the wire), so
+    any label name works; values must be strings, as Prometheus sends them.
+    """
+    attrs = [f"l{i}" for i in range(len(labels))]
+    labels_t = msgspec.defstruct("SeriesLabels", [(a, str, "") for a in attrs],
+                                 rename=dict(zip(attrs, labels)))
+    sample_t = msgspec.defstruct("Sample", [("metric", labels_t), ("value", tuple[Any, float])],
+                                 bases=(VectorSample,))
+    typed_dict: Any = TypedDict  # built at run time: the label set is the site's
+    data_t = typed_dict("VectorData", {"resultType": Any,
+                                       "result": GenericAlias(list, (sample_t,))}, total=False)
+    answer_t = typed_dict("VectorAnswer", {"status": Any, "data": data_t, "warnings": Any,
+                                           "infos": Any, "error": Any, "errorType": Any},
+                          total=False)
+    # strict=False: sample values arrive as strings ("61", "NaN"); "+Inf", which msgspec does
+    # not read, sends the whole answer down the plain path (to the same floats)
+    return typed_decoder(answer_t, strict=False)
+
+
+def label_attrs(labels: Sequence[str], asked: Sequence[str]) -> list[str]:
+    """The attribute of each of ``labels`` on a `VectorSample`'s metric decoded for ``asked``."""
+    pos = {name: i for i, name in enumerate(dict.fromkeys(asked))}
+    return [f"l{pos[name]}" for name in labels]
+
+
 def _list_of(data: Any, typ: type, host: str) -> list:
     if not isinstance(data, list) or not all(isinstance(x, typ) for x in data):
         raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected answer from {host}: expected a "
@@ -200,8 +263,32 @@ def _list_of(data: Any, typ: type, host: str) -> list:
 def _num(v: Any) -> float:
     try:
         return float(v)  # "NaN", "+Inf" parse too
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits
         return math.nan
+
+
+def _texts(v: Any) -> tuple[str, ...]:
+    """The server's ``warnings``/``infos``: a list of texts (anything else is no list of them)."""
+    return tuple(str(w) for w in v) if isinstance(v, list) else ()
+
+
+#: GPU labels above this are no GPU of a node: a corrupt label such as gpu="4000000000" would
+#: otherwise size the [node, gpu] grid (gigabytes of NaN) from one series.
+MAX_GPU_INDEX = 1023
+
+
+def _gpu_index(g: Any) -> int:
+    """A GPU label as a local index, -1 when it is not one (ASCII digits up to MAX_GPU_INDEX:
+    str.isdigit() also accepts "²", which int() refuses)."""
+    if type(g) is not str or not (g.isascii() and g.isdigit()) or len(g) > 4:
+        return -1
+    gi = int(g)
+    return gi if gi <= MAX_GPU_INDEX else -1
+
+
+def _pairs(pts: Any) -> bool:
+    """True for a list of [time, value] pairs, the shape of a sample in every answer."""
+    return isinstance(pts, list) and all(type(p) is list and len(p) == 2 for p in pts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,10 +359,36 @@ class MetricMap:
 
 #: Keys whose absence is worth no warning (dcgm-exporter's default counters omit them: FACTS 1.1).
 OPTIONAL_KEYS = frozenset({"ecc_dbe", "nvlink_crc", "throttle", "xid", "tensor", "power_limit"})
+#: The largest value a telemetry key can take, where there is one (a ratio, a percentage).
+_UPPER_BOUND = {"tensor": 1.0, "util": 100.0}
 
 
+def plausible(key: str, values: np.ndarray) -> tuple[np.ndarray, int]:
+    """``values`` with every sample no GPU can report (+-Inf, negative, a ratio above 1, a
+    percentage above 100) made NaN, "no data"; and how many there were.
+
+    Why at the source: a broken exporter or a proxy in between must never become a figure. A
+    negative tensor activity would subtract petaflops from the cluster's total, +Inf would make
+    it infinite, and both would reach the detectors as if measured. NaN is no data already.
+    """
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(values) | (values < 0)
+        upper = _UPPER_BOUND.get(key)
+        if upper is not None:
+            bad |= values > upper * (1 + 1e-6)
+    n = int(np.count_nonzero(bad))
+    if not n:
+        return values, 0
+    out = values.copy()
+    out[bad] = np.nan
+    return out, n
+
+
+@lru_cache(maxsize=1 << 16)  # the same few thousand names every poll: split once
 def _node_sort_key(name: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+    # Odd places are the digit runs (the split's group); int() of the first 4,000 digits only,
+    # as it refuses longer ones, and never of "²", which isdigit() accepts but \d does not match.
+    return tuple(int(p[:4000]) if i % 2 else p for i, p in enumerate(re.split(r"(\d+)", name)))
 
 
 def _is_address(host: str) -> bool:
@@ -319,6 +432,14 @@ def cluster_delivered_pf_query(peak_tflops: Mapping[str, float], metrics: Metric
             term = f"sum({tensor})"
         parts.append(f"(({term} * {peak:g} / 1000) or vector(0))")
     return " + ".join(parts)
+
+
+class _GpuIndex(dict):
+    """GPU label -> local GPU index (-1: not a GPU index), parsed once per distinct label."""
+
+    def __missing__(self, g: Any) -> int:
+        gi = self[g] = _gpu_index(g)
+        return gi
 
 
 @dataclass
@@ -383,7 +504,7 @@ class PrometheusTelemetrySource:
     def _host_of(self, labels: Mapping[str, str]) -> str | None:
         for hl in self.metrics.host_labels:
             v = labels.get(hl)
-            if v:
+            if v and type(v) is str:
                 return v
         return None
 
@@ -402,6 +523,8 @@ class PrometheusTelemetrySource:
         gl = self.metrics.gpu_label
         rack_label = self.metrics.rack_label
         hc = {} if host_codes is None else host_codes
+        if result and isinstance(result[0], VectorSample):
+            return self._collect_typed(result, models, racks, hc)
         gpu_of: dict[Any, int] = {}
         bad = SourceError(ErrorKind.BAD_PAYLOAD, "unexpected series shape in a query answer "
                           "(expected {metric, value})")
@@ -420,9 +543,11 @@ class PrometheusTelemetrySource:
             g = m.get(gl)
             if not host or g is None:
                 continue
+            if type(host) is not str or type(g) is not str:  # label values are strings
+                raise bad
             gi = gpu_of.get(g)
             if gi is None:
-                gi = gpu_of[g] = int(g) if str(g).isdigit() else -1
+                gi = gpu_of[g] = _gpu_index(g)
             if gi < 0:
                 continue
             code = hc.get(host)
@@ -432,14 +557,73 @@ class PrometheusTelemetrySource:
             gpus.append(gi)
             raw.append(v[1])
             if host not in models:
-                models[host] = next((m[k] for k in self.metrics.model_labels if m.get(k)), "")
+                models[host] = next((m[k] for k in self.metrics.model_labels
+                                     if m.get(k) and type(m[k]) is str), "")
                 inst = m.get("instance")
-                if inst:
+                if inst and type(inst) is str:
                     self._instance_host[inst] = host
-            if rack_label and host not in racks and m.get(rack_label):
+            if rack_label and host not in racks and m.get(rack_label) \
+                    and type(m[rack_label]) is str:
                 racks[host] = m[rack_label]
         return _Series(np.array(codes, dtype=np.int64), np.array(gpus, dtype=np.int64),
                        _floats(raw))
+
+    def labels_read(self) -> tuple[str, ...]:
+        """Every label `_collect` reads: the host, GPU, model and rack labels and ``instance``."""
+        m = self.metrics
+        return tuple(dict.fromkeys((*m.host_labels, m.gpu_label, *m.model_labels,
+                                    *([m.rack_label] if m.rack_label else []), "instance")))
+
+    def _collect_typed(self, result: list[Any], models: dict[str, str],
+                       racks: dict[str, str], hc: dict[str, int]) -> _Series:
+        """`_collect` of `VectorSample`s (from `PrometheusClient.query_series`): the same
+        rules, column by column (C-level passes over the 32,768 series), the per-host
+        bookkeeping once per host (from its first series, as `_collect` does)."""
+        asked = self.labels_read()
+        host_attrs = label_attrs(self.metrics.host_labels, asked)
+        gpu_attr, inst_attr = label_attrs((self.metrics.gpu_label, "instance"), asked)
+        model_attrs = label_attrs(self.metrics.model_labels, asked)
+        rack_label = self.metrics.rack_label
+        ms = list(map(attrgetter("metric"), result))
+        hosts = list(map(attrgetter(host_attrs[0]), ms)) if host_attrs else [""] * len(ms)
+        for a in host_attrs[1:] if not all(hosts) else ():  # the first host label that is set
+            hosts = [h or x for h, x in zip(hosts, map(attrgetter(a), ms))]
+        gpu_of = _GpuIndex()
+        gis = list(map(gpu_of.__getitem__, map(attrgetter(gpu_attr), ms)))
+        if min(gpu_of.values(), default=0) < 0 or not all(hosts):
+            keep = [i for i, (h, gi) in enumerate(zip(hosts, gis)) if h and gi >= 0]
+            hosts = [hosts[i] for i in keep]
+            gis = [gis[i] for i in keep]
+            ms = [ms[i] for i in keep]
+            result = [result[i] for i in keep]
+        try:  # every host already coded (by an earlier metric of the poll): the common case
+            codes = list(map(hc.__getitem__, hosts))
+            known = True
+        except KeyError:
+            setdefault = hc.setdefault
+            codes = [setdefault(h, len(hc)) for h in hosts]
+            known = False
+        values = list(map(itemgetter(1), map(attrgetter("value"), result)))
+        if not (known and models.keys() >= hc.keys()):  # some host has no model entry yet
+            # host -> index of its first series; only those are read
+            first = dict(zip(reversed(hosts), range(len(hosts) - 1, -1, -1)))
+            new = sorted((h for h in first if h not in models), key=first.__getitem__)
+            # (in order of appearance: a shared instance label ends with the last host)
+            heads = [ms[first[h]] for h in new]
+            names = list(map(attrgetter(model_attrs[0]), heads)) if model_attrs else [""] * len(new)
+            for a in model_attrs[1:]:  # the first model label that is set
+                names = [x or y for x, y in zip(names, map(attrgetter(a), heads))]
+            models.update(zip(new, names))
+            self._instance_host.update((i, h) for h, i in zip(new, map(attrgetter(inst_attr), heads))
+                                       if i)
+        if rack_label and not (known and racks.keys() >= hc.keys()):
+            rvals = list(map(attrgetter(label_attrs((rack_label,), asked)[0]), ms))
+            if any(rvals):  # the first rack given for each host
+                for h, r in zip(hosts, rvals):
+                    if r and h not in racks:
+                        racks[h] = r
+        return _Series(np.array(codes, dtype=np.int64), np.array(gis, dtype=np.int64),
+                       np.array(values, dtype=np.float64))
 
     def _down_nodes(self, warnings: list[str], now: float | None) -> tuple[set[str], set[str]]:
         """(hosts of down targets, hosts of up targets) from the ``up`` query."""
@@ -451,8 +635,12 @@ class PrometheusTelemetrySource:
         up: set[str] = set()
         unmapped: list[str] = []
         for s in r.result:
-            m = s.get("metric", {})
+            m = s.get("metric", {}) if isinstance(s, Mapping) else None
+            if not isinstance(m, Mapping) or not _pairs([s.get("value", [0, "0"])]):
+                raise SourceError(ErrorKind.BAD_PAYLOAD, "unexpected series shape in the 'up' "
+                                  "answer (expected {metric, value})")
             inst = m.get("instance", "")
+            inst = inst if type(inst) is str else ""
             host = self._host_of(m) or self._instance_host.get(inst)
             if host is None and inst:
                 h = strip_port(inst)
@@ -491,9 +679,11 @@ class PrometheusTelemetrySource:
         except SourceError:
             return
         for s in r.result if r.result_type == "vector" else ():
-            m = s.get("metric", {})
+            m = s.get("metric") if isinstance(s, Mapping) else None
+            if not isinstance(m, Mapping):
+                continue
             host = self._host_of(m)
-            if host and m.get("instance"):
+            if host and m.get("instance") and type(m["instance"]) is str:
                 self._instance_host[m["instance"]] = host
 
     def fetch(self, now: float | None = None) -> list[Update]:
@@ -515,7 +705,8 @@ class PrometheusTelemetrySource:
         collected: dict[str, _Series] = {}
         for i, key in enumerate(self.metrics.metric_keys()):
             expr = self.metrics.query_expr(key, first=i == 0)
-            r = self.client.query(expr, now)
+            typed = getattr(self.client, "query_series", None)  # None: a client without it
+            r = typed(expr, now, self.labels_read()) if typed else self.client.query(expr, now)
             warnings.extend(f"{key}: {w}" for w in r.warnings)
             if r.result_type != "vector":
                 raise SourceError(ErrorKind.BAD_PAYLOAD, f"query for {key} ({expr}) gave a "
@@ -546,11 +737,17 @@ class PrometheusTelemetrySource:
                 continue
             flat_idx = code_row[s.codes] * gpn + s.gpus
             flat = np.full(n * gpn, np.nan)
-            if np.unique(flat_idx).size == flat_idx.size:
-                flat[flat_idx] = s.values  # one sample per GPU: the common case
+            values, bad = plausible(key, s.values)  # before the max: a +Inf must not win it
+            if bad:
+                warnings.append(f"{key}: {bad} sample{'s' if bad != 1 else ''} infinite, "
+                                "negative or out of range (shown as no data)")
+            once = np.zeros(n * gpn, dtype=bool)
+            once[flat_idx] = True  # (a linear pass: np.unique sorts, 32,768 entries per metric)
+            if np.count_nonzero(once) == flat_idx.size:
+                flat[flat_idx] = values  # one sample per GPU: the common case
             else:
                 # hpc_job duplicates: keep the max per (host, gpu); fmax ignores NaN samples
-                np.fmax.at(flat, flat_idx, s.values)
+                np.fmax.at(flat, flat_idx, values)
             arrays[key] = flat.reshape(n, gpn).astype(np.float32)
         node_up = np.ones(n, dtype=bool)
         for h in down:  # a down exporter's last samples may linger: never show them as live
@@ -580,13 +777,23 @@ class PrometheusTelemetrySource:
         if r.result_type != "matrix":
             raise SourceError(ErrorKind.BAD_PAYLOAD, f"range query gave a {r.result_type}")
         if r.result:
-            pts = r.result[0].get("values") or []
+            first = r.result[0]
+            pts = (first.get("values") or []) if isinstance(first, Mapping) else None
+            if not _pairs(pts):
+                raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected answer from "
+                                  f"{self.client.http.host}: a range series without a list of "
+                                  "[time, value] pairs")
             if pts:
-                ts = np.array([p[0] for p in pts], dtype=np.float64)
-                vs = np.array([_num(p[1]) for p in pts], dtype=np.float32)
-                idx = np.rint((ts - start) / step).astype(np.int64)
-                ok = (idx >= 0) & (idx < n)
-                v[idx[ok]] = vs[ok]
+                ts = np.array([_num(p[0]) for p in pts], dtype=np.float64)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    vs = np.array([_num(p[1]) for p in pts], dtype=np.float64).astype(np.float32)
+                    pos = (ts - start) / step
+                    # a time off the grid (NaN, Inf, far away) has no place: never cast it
+                    on = np.isfinite(pos) & (pos >= -0.5) & (pos < n - 0.5)
+                idx = np.rint(pos[on]).astype(np.int64)
+                vs = vs[on]
+                vs[~np.isfinite(vs)] = np.nan  # +-Inf is no figure: no data, as a gap
+                v[idx] = vs
         return t, v
 
     def configure_backfill(self, hours: float, *, precision: str = "bf16_dense",

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import re
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from console.model import SchedulerUpdate, Update
@@ -75,7 +75,8 @@ class VersionNotServed(SourceError):
 def _error_entries(body: Any) -> list[Mapping[str, Any]]:
     if not isinstance(body, Mapping):
         return []
-    return [e for e in body.get("errors") or () if isinstance(e, Mapping)]
+    errs = body.get("errors")
+    return [e for e in errs if isinstance(e, Mapping)] if isinstance(errs, list) else []
 
 
 def _error_words(body: Any) -> list[str]:
@@ -243,7 +244,8 @@ class SlurmClient:
                            "this console knows", status=404)
 
     def call(self, method: str, tail: str, *, params: Mapping[str, Any] | None = None,
-             json: Any = None, expect_json: bool = True, confirm: bool = True) -> Any:
+             json: Any = None, expect_json: bool = True, confirm: bool = True,
+             decoder: Callable[[bytes], Any] | None = None) -> Any:
         """One request to ``/slurm/<version>/<tail>``.
 
         A 404 for the version makes an auto-detected client detect again and retry once (the
@@ -253,7 +255,7 @@ class SlurmClient:
             path = self._path(tail)
             try:
                 return self.http.request(method, path, params=params, json=json,
-                                         expect_json=expect_json)
+                                         expect_json=expect_json, decoder=decoder)
             except VersionNotServed as e:
                 if attempt or self.pinned:
                     raise self._version_gone(e) from None
@@ -283,15 +285,16 @@ class SlurmClient:
                            "(see their logs)", status=err.status)
 
     def _get(self, tail: str, params: Mapping[str, Any] | None = None, *,
-             confirm: bool = True) -> Any:
-        body = self.call("GET", tail, params=params, confirm=confirm)
+             confirm: bool = True, decoder: Callable[[bytes], Any] | None = None) -> Any:
+        body = self.call("GET", tail, params=params, confirm=confirm, decoder=decoder)
         if body is NOT_MODIFIED:
             return body
         if not isinstance(body, Mapping):
             raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected answer from {self.http.host}: "
                               f"expected an object from {tail}")
         meta = body.get("meta") or {}
-        rel = (meta.get("slurm") or meta.get("Slurm") or {}).get("release") if isinstance(meta, Mapping) else None
+        slurm = (meta.get("slurm") or meta.get("Slurm")) if isinstance(meta, Mapping) else None
+        rel = slurm.get("release") if isinstance(slurm, Mapping) else None
         if rel:
             self.slurm_release = str(rel)
         return body
@@ -312,7 +315,8 @@ class SlurmClient:
         confirmed here: `SlurmSchedulerSource` repeats the request without it instead).
         """
         params = {"update_time": str(int(update_time))} if update_time else None
-        body = self._get(key, params, confirm=params is None)
+        body = self._get(key, params, confirm=params is None,
+                         decoder=slurm_parse.listing_decoder(key))  # only the keys read
         if body is not NOT_MODIFIED:
             self._list(body, key)
         return body
@@ -381,7 +385,8 @@ class SlurmClient:
 def _body_warnings(body: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     for key in ("errors", "warnings"):
-        for e in body.get(key) or ():
+        entries = body.get(key)
+        for e in entries if isinstance(entries, list) else ():
             if isinstance(e, Mapping):
                 w = str(e.get("error") or e.get("description") or "")
             else:
@@ -393,7 +398,8 @@ def _body_warnings(body: Mapping[str, Any]) -> list[str]:
 
 def says_unchanged(body: Mapping[str, Any]) -> bool:
     """True when the answer carries the server's own "No job changes since update_time" note."""
-    for e in body.get("warnings") or ():
+    entries = body.get("warnings")
+    for e in entries if isinstance(entries, list) else ():
         text = (str(e.get("description") or e.get("error") or "") if isinstance(e, Mapping)
                 else str(e))
         if _NO_CHANGES.search(text):

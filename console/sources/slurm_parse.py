@@ -15,42 +15,67 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import lru_cache
 from operator import itemgetter
-from typing import Any
+from types import GenericAlias
+from typing import Any, TypedDict
 
 import numpy as np
 
 from console import hostlist
 from console.model import JobState, JobTable, NodeState, NodeTable
+from console.sources.http import typed_decoder
+
+#: No node or job holds more GPUs than this, and no GPU index is larger: a GRES or TRES string
+#: that says otherwise is corrupt (and would overflow the int16/int32 columns, or expand an
+#: index range into billions of entries).
+MAX_GPU_COUNT = 1_000_000
+MAX_GPU_INDEX = 4095
+#: Integers beyond 64 bits are no Slurm number (its unset markers are 32/64-bit NO_VAL values).
+_INT_LIMIT = 2**63
+
+
+class GresError(ValueError):
+    """A GRES or TRES string with an impossible GPU count or index (the words say which)."""
+
 
 # ---------------------------------------------------------------------------------------------
 # Scalars
 # ---------------------------------------------------------------------------------------------
 
 
+def _uint(text: str) -> int | None:
+    """ASCII digits as an int, else None: str.isdigit() also accepts "²", which int() refuses,
+    and int() refuses more than 4,300 digits."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+
+
 def nv(x: Any) -> float | int | None:
     """A plain number, or a ``{set, infinite, number}`` struct: inf if infinite, None if unset."""
     if x is None or isinstance(x, bool):
         return None
-    if isinstance(x, (int, float)):
-        return x
+    if isinstance(x, int):
+        return x if -_INT_LIMIT <= x < _INT_LIMIT else None
+    if isinstance(x, float):
+        return None if math.isnan(x) else x
     if isinstance(x, Mapping):
         if x.get("infinite"):
             return math.inf
         if x.get("set"):
-            n = x.get("number")
-            return n if isinstance(n, (int, float)) else None
+            return nv(x.get("number")) if not isinstance(x.get("number"), (Mapping, str)) else None
         return None
-    if isinstance(x, str) and x.strip().lstrip("-").isdigit():
-        return int(x)
+    if isinstance(x, str):
+        v = _uint(x.strip().removeprefix("-"))
+        if v is not None:
+            return nv(-v if x.strip().startswith("-") else v)
     return None
 
 
 def timestamp(x: Any) -> float:
-    """Epoch seconds; 0, unset and infinite (never) become NaN."""
+    """Epoch seconds; 0, negative, unset and infinite (never) become NaN."""
     v = nv(x)
-    if v is None or v == 0 or v == math.inf:
+    if v is None or v <= 0 or v == math.inf:
         return math.nan
     return float(v)
 
@@ -80,12 +105,12 @@ def exit_code(x: Any) -> int:
         status = [status] if isinstance(status, str) else list(status or ())
         if "SIGNALED" in status or "CORE_DUMPED" in status:
             sig = nv((x.get("signal") or {}).get("id"))
-            if isinstance(sig, int) and sig > 0:
+            if isinstance(sig, int) and 0 < sig < 128:
                 return 128 + sig
         if "PENDING" in status or "INVALID" in status:
             return -1
         rc = nv(x.get("return_code"))
-        return int(rc) if isinstance(rc, int) else -1
+        return rc if isinstance(rc, int) and 0 <= rc <= 255 else -1
     v = nv(x)
     if v is None or v == math.inf:
         return -1
@@ -214,14 +239,24 @@ def _gres_entry(entry: str, gres: str = "gpu") -> tuple[int, list[int]] | None:
     parts = head.split(":")
     if parts[0] != gres:
         return None
-    count = int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    n = _uint(parts[-1]) if len(parts) > 1 else None
+    count = 1 if n is None else n
+    if count > MAX_GPU_COUNT:
+        raise GresError(f"GRES {entry[:80]!r} names {count} GPUs, more than any node or job holds")
     idx: list[int] = []
     m = _IDX.search(tail)
     if m and m.group(1) not in ("N/A", ""):
         for item in m.group(1).split(","):
-            lo, _, hi = item.partition("-")
-            if lo.isdigit() and (not hi or hi.isdigit()):
-                idx.extend(range(int(lo), int(hi or lo) + 1))
+            lo_s, _, hi_s = item.partition("-")
+            lo, hi = _uint(lo_s), _uint(hi_s) if hi_s else _uint(lo_s)
+            if lo is None or hi is None:
+                continue
+            if hi > MAX_GPU_INDEX:
+                raise GresError(f"GRES {entry[:80]!r} names GPU index {hi}, beyond any node's "
+                                f"{MAX_GPU_INDEX + 1} GPUs")
+            idx.extend(range(lo, hi + 1))
+            if len(idx) > MAX_GPU_INDEX + 1:
+                raise GresError(f"GRES {entry[:80]!r} lists more GPU indices than any node has")
     return count, idx
 
 
@@ -241,12 +276,14 @@ def gres_gpus_and_type(text: str | None) -> tuple[int, str]:
         if r is None:
             continue
         total += r[0]
+        if total > MAX_GPU_COUNT:
+            raise GresError(f"GRES {text[:80]!r} names more GPUs than any node holds")
         head = e.split("(", 1)[0]
         for prefix in ("gres:", "gres/"):
             if head.startswith(prefix):
                 head = head[len(prefix):]
         parts = head.replace("=", ":").split(":")
-        typ = parts[1] if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()) else ""
+        typ = parts[1] if len(parts) > 2 or (len(parts) == 2 and _uint(parts[1]) is None) else ""
         if typ:
             by_type[typ.lower()] = by_type.get(typ.lower(), 0) + r[0]
     best = max(by_type.items(), key=lambda kv: kv[1], default=("", 0))[0]
@@ -262,6 +299,8 @@ def gres_count(text: str | None, gres: str = "gpu") -> int:
         r = _gres_entry(e, gres)
         if r:
             total += r[0]
+    if total > MAX_GPU_COUNT:
+        raise GresError(f"GRES {text[:80]!r} names more GPUs than any node or job holds")
     return total
 
 
@@ -274,6 +313,8 @@ def gres_indices(text: str | None, gres: str = "gpu") -> list[int]:
         r = _gres_entry(e, gres)
         if r:
             out.extend(r[1])
+            if len(out) > MAX_GPU_INDEX + 1:
+                raise GresError(f"GRES {text[:80]!r} lists more GPU indices than any node has")
     return out
 
 
@@ -284,11 +325,14 @@ def tres_gpus(text: str | None) -> int:
     total = 0
     for part in text.split(","):
         k, _, v = part.partition("=")
-        if (k == "gres/gpu" or k.startswith("gres/gpu:")) and v.isdigit():
+        n = _uint(v)
+        if (k == "gres/gpu" or k.startswith("gres/gpu:")) and n is not None:
+            if n > MAX_GPU_COUNT:
+                raise GresError(f"TRES {text[:80]!r} names {n} GPUs, more than any job holds")
             if k == "gres/gpu":
-                return int(v)  # the untyped total already sums the typed entries
-            total += int(v)
-    return total
+                return n  # the untyped total already sums the typed entries
+            total += n
+    return min(total, MAX_GPU_COUNT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,9 +360,13 @@ def parse_nodes(nodes: Sequence[Mapping[str, Any]]) -> NodeTable:
         responding[i] = resp
         reason.append(str(d.get("reason") or ""))
         count, typ = gres_of[str(d.get("gres") or "")]
+        used = used_of[str(d.get("gres_used") or "")]
+        if max(count, used) > MAX_GPU_INDEX + 1:
+            raise GresError(f"node {names[-1][:80]!r} has a gres of {max(count, used)} GPUs, more "
+                            f"than any node holds ({MAX_GPU_INDEX + 1})")
         gpus[i] = count
         types.append(typ)
-        gpus_alloc[i] = used_of[str(d.get("gres_used") or "")]
+        gpus_alloc[i] = used
         parts.append(csv_list(d.get("partitions")))
     return NodeTable(tuple(names), state, responding, tuple(reason), gpus, gpus_alloc,
                      tuple(parts), gpu_types=tuple(types))
@@ -367,50 +415,70 @@ def job_gpus(d: Mapping[str, Any], per_node: list[list[int]] | None = None,
 
 def _plain_ints(raw: list[Any]) -> bool:
     """True when every value is a plain int (v0.0.38/39 numbers), so numpy can convert them
-    all at once instead of one `nv` call per row."""
-    return all(type(x) is int for x in raw)
+    all at once instead of one `nv` call per row. (The set of types is built in C: a
+    generator over 50,000 values costs more than the conversion it guards.)"""
+    return set(map(type, raw)) <= {int}
 
 
 def _times_col(raw: list[Any]) -> np.ndarray:
-    """`timestamp` over a column: 0 (unset) becomes NaN."""
+    """`timestamp` over a column: 0 (unset) and negative values become NaN."""
     if _plain_ints(raw):
-        a = np.array(raw, dtype=np.float64) if raw else np.zeros(0)
-        a[a == 0] = np.nan
-        return a
+        try:
+            a = np.array(raw, dtype=np.float64) if raw else np.zeros(0)
+        except OverflowError:  # an integer beyond any float: the slow path says NaN
+            pass
+        else:
+            a[a <= 0] = np.nan
+            return a
     return np.array([timestamp(x) for x in raw], dtype=np.float64)
 
 
 def _int_col(raw: list[Any], default: int, dtype: Any) -> np.ndarray:
-    """`nv` over a column of integers; anything that is not a finite int gives ``default``."""
-    if _plain_ints(raw):
-        return np.array(raw, dtype=dtype) if raw else np.zeros(0, dtype)
+    """`nv` over a column of integers; anything that is not an int within ``dtype``'s range
+    gives ``default``."""
+    types = set(map(type, raw))
+    if types <= {int, type(None)}:  # plain ints, None where unset (array_task_id): numpy
+        try:
+            if not raw:
+                return np.zeros(0, dtype)
+            return np.array(raw if types <= {int} else [default if x is None else x for x in raw],
+                            dtype=dtype)
+        except OverflowError:  # one value out of range: the slow path gives it the default
+            pass
+    info = np.iinfo(dtype)
     out = []
     for x in raw:
         v = nv(x)
-        out.append(v if isinstance(v, int) else default)
+        out.append(v if isinstance(v, int) and info.min <= v <= info.max else default)
     return np.array(out, dtype=dtype)
 
 
 def _limit_col(raw: list[Any]) -> np.ndarray:
     if _plain_ints(raw):
-        return np.array(raw, dtype=np.float64) * 60.0 if raw else np.zeros(0)
+        try:
+            return np.array(raw, dtype=np.float64) * 60.0 if raw else np.zeros(0)
+        except OverflowError:
+            pass
     return np.array([time_limit_s(x) for x in raw], dtype=np.float64)
 
 
 def _exit_col(raw: list[Any]) -> np.ndarray:
     if _plain_ints(raw) and raw:
-        w = np.array(raw, dtype=np.int64)
-        sig = w & 0x7F
-        return np.where(sig != 0, 128 + sig, (w >> 8) & 0xFF).astype(np.int32)
+        try:
+            w = np.array(raw, dtype=np.int64)
+        except OverflowError:
+            pass
+        else:
+            sig = w & 0x7F
+            return np.where(sig != 0, 128 + sig, (w >> 8) & 0xFF).astype(np.int32)
     return np.array([exit_code(x) for x in raw], dtype=np.int32)
 
 
 def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
     """Category codes in order of first appearance (tenant, partition, reason columns)."""
-    table: dict[str, int] = {}
-    setdefault = table.setdefault
-    codes = [setdefault(v, len(table)) for v in values]
-    return np.array(codes, dtype=np.int32), tuple(table)
+    names = tuple(dict.fromkeys(values))  # in order of first appearance, built in C
+    table = {v: i for i, v in enumerate(names)}
+    return np.array(list(map(table.__getitem__, values)), dtype=np.int32), names
 
 
 class _Memo(dict):
@@ -457,6 +525,8 @@ def _job_columns(jobs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
 
 
 def _text_col(raw: list[Any], default: str = "") -> list[str]:
+    if set(map(type, raw)) <= {str}:  # the common case: only strings, "" means ``default``
+        return list(raw) if not default else [x or default for x in raw]
     return [x if type(x) is str and x else (str(x) if x else default) for x in raw]
 
 
@@ -474,8 +544,9 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
     job_id = _int_col(c["job_id"], 0, np.int64)
     job_id[job_id < 0] = 0
     array_job_id = _int_col(c["array_job_id"], 0, np.int64)
+    array_job_id[array_job_id < 0] = 0
     array_task_id = _int_col(c["array_task_id"], -1, np.int32)
-    array_task_id[array_job_id == 0] = -1
+    array_task_id[(array_job_id == 0) | (array_task_id < 0)] = -1
     state_of = _Memo(lambda k: int(job_state(list(k) if isinstance(k, tuple) else k)))
     state = np.array([state_of[_state_key(x)] for x in c["job_state"]], dtype=np.int8)
     names = _text_col(c["name"])
@@ -491,6 +562,7 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
     ecode = _exit_col(c["exit_code"])
     node_lists = _text_col(c["nodes"])
     nnodes = _int_col(c["node_count"], 0, np.int32)
+    nnodes[nnodes < 0] = 0
 
     gres_n = _Memo(gres_count)
     tres_n = _Memo(tres_gpus)
@@ -501,13 +573,14 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
     k_task = np.array([gres_n[x or ""] for x in c["tres_per_task"]], np.int64)
     k_req = np.array([tres_n[x or ""] for x in c["tres_req_str"]], np.int64)
     if n and k_task.any():
-        tasks = np.array([t if isinstance(t, int) and t > 0 else 1
+        tasks = np.array([t if isinstance(t, int) and 0 < t <= MAX_GPU_COUNT else 1
                           for t in (nv(x) for x in c["tasks"])], np.int64)
     else:
         tasks = np.ones(n, np.int64)
     gpus64 = np.where(k_alloc > 0, k_alloc, np.where(k_job > 0, k_job, np.where(
         k_node > 0, k_node * np.maximum(nnodes, 1), np.where(k_task > 0, k_task * tasks, k_req))))
-    gpus = gpus64.astype(np.int32) if n else np.zeros(0, np.int32)
+    # a per-node request times a corrupt node count must not wrap around the int32 column
+    gpus = np.minimum(gpus64, MAX_GPU_COUNT).astype(np.int32) if n else np.zeros(0, np.int32)
 
     idx_of = _Memo(gres_indices)
     alloc_nodes: dict[str, int] = {}
@@ -541,6 +614,33 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
         node_list=np.array(node_lists, dtype=np.str_) if n else np.zeros(0, "U1"),
         alloc_job=np.array(aj, np.int32), alloc_node=np.array(an, np.int32),
         alloc_gpu=np.array(ag, np.int16), alloc_node_names=tuple(alloc_nodes))
+
+
+#: The keys of a node `parse_nodes` reads.
+_NODE_KEYS = ("name", "hostname", "state", "state_flags", "reason", "gres", "gres_used",
+              "partitions")
+#: The keys of a ``/nodes`` or ``/jobs`` answer the scheduler source reads besides the list.
+_ANSWER_KEYS = ("meta", "errors", "warnings", "last_update")
+
+
+@lru_cache(maxsize=4)
+def listing_decoder(key: str) -> Callable[[bytes], Any] | None:
+    """A decoder of a ``GET /nodes`` (``key`` "nodes") or ``/jobs`` answer that builds only the
+    keys `parse_nodes` / `parse_jobs` and the scheduler source read: plain dicts and lists, as
+    `json.loads` gives them, less the rest (None for another key: decode in full).
+
+    Why: a running job carries ``job_resources`` with a map per allocated core, and every job
+    some hundred keys; at 50,000 jobs building those objects costs more than the parse that
+    follows. Values keep any JSON type (they differ by API version; `parse_jobs` sorts that out).
+    """
+    item_keys = {"nodes": _NODE_KEYS, "jobs": _JOB_KEYS}.get(key)
+    if item_keys is None:
+        return None
+    typed_dict: Any = TypedDict  # built at run time, one per key
+    item_t = typed_dict(f"{key.title()}Item", {k: Any for k in item_keys}, total=False)
+    answer_t = typed_dict(f"{key.title()}Answer", {**{k: Any for k in _ANSWER_KEYS},
+                                                   key: GenericAlias(list, (item_t,))}, total=False)
+    return typed_decoder(answer_t)
 
 
 def partition_names(parts: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:

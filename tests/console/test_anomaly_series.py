@@ -220,3 +220,51 @@ def test_a_repeat_of_the_same_size_stays_quiet() -> None:
     x[700] = 40.0
     x[800] = 41.0  # the same break again: not beyond the range at the alarm by 1.5 ranges
     assert alarms(x) == [700]
+
+
+def test_flat_line_is_quiet_and_its_first_move_is_flagged_at_once() -> None:
+    # A constant has no spread: the scale floor (share of |median|) keeps z finite, and the
+    # first departure, however small next to the value, is a range break on that very sample.
+    assert alarms(np.full(3000, 5.0)) == []
+    step = np.full(3000, 5.0)
+    step[2000:] = 5.5
+    assert alarms(step) == [2000]
+
+
+def test_a_drift_is_flagged_soon_after_it_starts_and_again_while_it_goes_on() -> None:
+    # 0.05 noise sigmas per sample: a few tens of samples take it past the window's range.
+    # Once flagged, a drift that keeps going is flagged again when it leaves the range it had at
+    # the alarm by 1.5x (escalation) or after the quiet time (ended early once z settled):
+    # a few alarms over its 2000 samples, never on every sample.
+    rng = np.random.default_rng(30)
+    x = rng.normal(100.0, 1.0, 3000)
+    x[1000:] += 0.05 * np.arange(2000)
+    found = alarms(x)
+    assert found[0] >= 1000 and found[0] <= 1060
+    assert 3 <= len(found) <= 8
+    assert all(b - a >= 120 for a, b in zip(found, found[1:]))
+
+
+def test_adaptive_quiet_time_lets_a_new_anomaly_through_once_the_series_settled() -> None:
+    # A level shift, then 200 samples later a spike too small to escalate: the fixed quiet time
+    # (500 samples, calm off) hides it; with ``calm`` the quiet time ended once the shifted
+    # series settled.
+    rng = np.random.default_rng(13)
+    x = rng.normal(100.0, 5.0, 1400)
+    x[800:] += 60.0
+    x[1000] = 200.0
+    assert alarms(x, SeriesSettings(calm=0)) == [800]
+    assert alarms(x, SeriesSettings(calm=30)) == [800, 1000]
+
+
+def test_likelihood_is_quiet_while_it_learns_and_flags_a_clear_spike() -> None:
+    # The likelihood scores nothing until it has seen a quarter of its span (500 samples here),
+    # then a spike far outside the series' usual z is flagged on the spike.
+    rng = np.random.default_rng(14)
+    x = rng.normal(10.0, 1.0, 3000)
+    x[2500] = 40.0
+    settings = SeriesSettings(likelihood=2000, z_alarm=6.0)
+    det = SeriesDetector(1, settings)
+    scores = np.array([det.step(np.array([v]))[0] for v in x])
+    assert (scores[:500] == 0.0).all()
+    assert np.flatnonzero(scores >= 0.5).tolist() == [2500]

@@ -42,7 +42,9 @@ class FakeProm:
         self.gap: tuple[float, float] = (0.0, 0.0)
         self.failures: list[tuple[int, bytes]] = []
         self.ranges: list[dict[str, str]] = []
-        live = json.dumps(_vector([_series("M", h, g, 50.0, modelName=model)
+        # 1.0 for every metric (``up`` included): a value each of them can really take (a
+        # tensor activity of 50 would be refused as implausible, with a warning)
+        live = json.dumps(_vector([_series("M", h, g, 1.0, modelName=model)
                                    for h in ("n01", "n02") for g in (0, 1)])).encode()
         server.add("GET", "/api/v1/query", 200, live)
         server.add_handler("GET", "/api/v1/query_range", self._range)

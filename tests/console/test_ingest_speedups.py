@@ -123,8 +123,10 @@ def test_reduced_labels_query_and_duplicate_samples() -> None:
     assert client.asked[0] == first
     assert u.nodes == ("n2", "n10") and u.gpus_per_node == 2
     assert u.node_model == ("H800", "") and u.node_rack == ("r1", "")
-    np.testing.assert_array_equal(u.metrics["util"], np.array([[70, np.inf], [np.nan, np.nan]],
+    # +Inf is no utilisation a GPU can report: no data, with a warning (issue 8)
+    np.testing.assert_array_equal(u.metrics["util"], np.array([[70, np.nan], [np.nan, np.nan]],
                                                               dtype=np.float32))
+    assert "util: 1 sample infinite, negative or out of range (shown as no data)" in u.warnings
     np.testing.assert_array_equal(u.metrics["temp"], np.array([[np.nan, np.nan], [61, np.nan]],
                                                               dtype=np.float32))
 

@@ -118,3 +118,70 @@ def test_stream_has_no_look_ahead() -> None:
     sa, sb = nab.run_stream(a), nab.run_stream(b)
     assert np.array_equal(sa[:250], sb[:250])
     assert not math.isclose(float(sa[250]), float(sb[250]))
+
+
+def random_file(seed: int, name: str, n: int = 300) -> nab.ScoredFile:
+    rng = np.random.default_rng(seed)
+    ts = stamps(n)
+    scores = np.round(rng.random(n), 2)  # coarse values: many ties, as real detectors give
+    return nab.prepare_file(name, ts, scores, [(ts[100], ts[119]), (ts[200], ts[229])])
+
+
+@pytest.mark.parametrize("profile", list(nab.PROFILES))
+def test_sweep_totals_equal_the_direct_score_at_every_distinct_threshold(profile: str) -> None:
+    files = [random_file(1, "a/x.csv"), random_file(2, "b/y.csv")]
+    thresholds, totals = nab.sweep(files, nab.PROFILES[profile])
+    distinct = np.unique(np.concatenate([f.scores for f in files]))
+    assert sorted(thresholds[1:]) == sorted(distinct) and thresholds[0] == np.inf
+    for t, total in zip(thresholds, totals):
+        direct = sum(nab.raw_score(f, float(t), nab.PROFILES[profile]) for f in files)
+        assert total == pytest.approx(direct, abs=1e-9)
+
+
+def test_sweep_finds_the_best_distinct_score_that_sampling_would_miss() -> None:
+    # 2000 distinct low scores outside the window and one true detection at 0.5004, just above
+    # a false positive at 0.5003: only the exact score 0.5004 keeps the hit without the FP.
+    ts = stamps(3000)
+    scores = np.linspace(0.0, 0.5, 3000)
+    scores[2000] = 0.5003  # far from the window: costs the full fp weight
+    scores[1500] = 0.5004  # the window's first row
+    f = nab.prepare_file("cat/f.csv", ts, scores, [(ts[1500], ts[1550])])
+    res = nab.optimise([f], "standard")
+    assert res.threshold == 0.5004
+    assert res.score == pytest.approx(100.0)
+
+
+def test_leave_one_category_out_chooses_on_the_others_only() -> None:
+    # Two settings: "a" is perfect on categories x and y, "b" only on z. Held out z is scored
+    # with "a" (best on x + y), so it gets a's poor score there, not b's perfect one.
+    ts = stamps(100)
+    win = [(ts[50], ts[59])]
+
+    def f(name: str, hit: bool) -> nab.ScoredFile:
+        s = np.zeros(100)
+        if hit:
+            s[50] = 1.0
+        return nab.prepare_file(name, ts, s, win)
+
+    runs = {"a": [f("x/1.csv", True), f("y/1.csv", True), f("z/1.csv", False)],
+            "b": [f("x/1.csv", False), f("y/1.csv", False), f("z/1.csv", True)]}
+    held = {h.category: h for h in nab.leave_one_category_out(runs, "standard")}
+    assert held["z"].choice == "a" and held["z"].score == pytest.approx(0.0)
+    assert held["x"].choice == "a" and held["x"].score == pytest.approx(100.0)
+
+
+def test_anchor_streams_are_scored_like_the_console(tmp_path: Path) -> None:
+    import gzip
+    ts = stamps(100)
+    d = tmp_path / "HTM" / "cat"
+    d.mkdir(parents=True)
+    with gzip.open(d / "HTM_f.csv.gz", "wt") as fh:
+        fh.write("timestamp,anomaly_score\n")
+        for i, t in enumerate(ts):
+            fh.write(f"{t:%Y-%m-%d %H:%M:%S},{1.0 if i == 50 else 0.1}\n")
+    labels = {"cat/f.csv": [[f"{ts[50]:%Y-%m-%d %H:%M:%S}.000000", f"{ts[59]:%Y-%m-%d %H:%M:%S}.000000"]]}
+    files = nab.anchor_corpus(tmp_path, "HTM", ["cat/f.csv"], labels)
+    res = nab.optimise(files, "standard")
+    assert res.threshold == 1.0 and res.score == pytest.approx(100.0)
+    with pytest.raises(FileNotFoundError):
+        nab.anchor_corpus(tmp_path, "HTM", ["cat/missing.csv"], labels)

@@ -48,6 +48,13 @@ def test_backoff_doubles_with_bounded_jitter_and_resets_on_success() -> None:
     assert s.failures == 0
 
 
+def test_backoff_survives_an_outage_of_any_length() -> None:
+    s = Schedule(1.0, max_backoff_s=30.0, seed=1)
+    delays = [s.delay_after(False) for _ in range(5000)]  # overflowed at 1,024 failures
+    assert s.failures == 5000
+    assert 27.0 <= delays[-1] <= 33.0
+
+
 def test_retry_after_is_honoured_when_longer() -> None:
     s = Schedule(5.0, max_backoff_s=300.0)
     assert s.delay_after(False, retry_after_s=120.0) == 120.0
