@@ -126,15 +126,11 @@ def test_fast_median_matches_nanmedian_with_gaps_and_empty_columns() -> None:
 
 
 def _nab_file(rel: str) -> np.ndarray:
-    import os
+    """A NAB series shipped with the tests (tests/fixtures/nab, MIT licence): a missing file
+    is a failure, not a skip."""
     from pathlib import Path
 
-    import pytest
-
-    shared = Path(os.environ.get("AISC_SHARED_DIR", Path(__file__).resolve().parents[2].parent / "shared"))
-    path = shared / "data" / "nab" / "data" / rel
-    if not path.is_file():
-        pytest.skip(f"NAB corpus not found under {shared}")
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "nab" / rel
     return np.genfromtxt(path, delimiter=",", skip_header=1, usecols=1)
 
 
