@@ -47,7 +47,7 @@ from console.actions import ACTION_NAMES, ActionResult
 from console.config import ClusterSettings, Settings
 from console.engine import (Engine, EngineCommon, EngineState, EngineStatus, FrameCallback,
                             OperatorActions, StatusCallback, poll_once)
-from console.model import Frame
+from console.model import Frame, freeze_arrays
 
 log = logging.getLogger(__name__)
 
@@ -657,6 +657,7 @@ class ProcessEngine(EngineCommon):
     def _deliver(self, raw: bytes, worker: _Worker) -> None:
         t0 = time.perf_counter()
         frame: Frame = pickle.loads(memoryview(raw)[1:])
+        freeze_arrays(frame)  # unpickled arrays are writeable again: published frames are not
         if worker.seq_offset:
             frame = dataclasses.replace(frame, seq=frame.seq + worker.seq_offset)
         self.last_receive_s = time.perf_counter() - t0

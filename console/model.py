@@ -651,3 +651,27 @@ class Frame:
         age = self.age_s(kind)
         limit = self.stale_after_s.get(kind)
         return age is None or (limit is not None and age > limit)
+
+
+def freeze_arrays(obj: object) -> None:
+    """Make every numpy array reachable from ``obj`` through dataclass fields and mapping values
+    read-only, in place.
+
+    Why: a published `Frame` is shared by every panel (and, with the engine in a thread, with
+    the engine itself); a panel that wrote into one of its arrays would change what the other
+    panels and the state see. With the flag off such a write raises at once instead. Tuples are
+    not walked: they hold frozen dataclasses without arrays (alerts, anomalies, causes).
+    """
+    stack: list[object] = [obj]
+    seen: set[int] = set()
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, np.ndarray):
+            o.flags.writeable = False
+        elif isinstance(o, Mapping):
+            stack.extend(o.values())
+        elif hasattr(o, "__dataclass_fields__"):
+            stack.extend(getattr(o, name) for name in o.__dataclass_fields__)

@@ -24,7 +24,7 @@ from console.model import (ACTIVE_JOB_STATES, AVAILABLE_NODE_STATES, Alert, Aler
                            JobState, JobTable,
                            Kpis, NodeState, NodeTable, SchedulerUpdate, Severity, Silence,
                            SourceState, SourceStatus, TelemetryUpdate, TenantTable, Topology,
-                           TELEMETRY_METRICS)
+                           TELEMETRY_METRICS, freeze_arrays)
 from console.peaks import boost_clock_mhz, model_from_gres, peak_tflops, precision_words
 from console.polling import PollResult
 
@@ -519,7 +519,9 @@ class ClusterState:
             anomalies=self.anomalies, causes=self.causes, sources=statuses,
             data_time=dict(self._data_time), stale_after_s=stale_after,
             simulated=self.cluster.simulated, data_now=data_t)
-        return self._with_analytics(frame, analyse)
+        frame = self._with_analytics(frame, analyse)
+        freeze_arrays(frame)  # published: read-only for every panel (model.freeze_arrays)
+        return frame
 
     def _with_analytics(self, frame: Frame, analyse: bool) -> Frame:
         if self.detector is None:

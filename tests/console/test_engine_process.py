@@ -297,3 +297,32 @@ def test_the_actions_contract_matches_actions_and_the_proxy_forwards_it_all() ->
                      ("cancel_job", (7,), {"author": "olga"}),
                      ("expire_silence", ("s-1",), {"author": "olga"}),
                      ("create_silence", (("m",), 60.0, "olga", "why"), {})]
+
+
+def _writable_arrays(frame: Frame) -> list[str]:
+    """Dotted names of every numpy array of a frame that can still be written."""
+    out: list[str] = []
+    parts = {"frame": frame, "topology": frame.topology, "gpu": frame.gpu, "nodes": frame.nodes,
+             "jobs": frame.jobs, "tenants": frame.tenants, "history": frame.history}
+    for prefix, obj in parts.items():
+        for name in obj.__dataclass_fields__:
+            value = getattr(obj, name)
+            values = value.items() if isinstance(value, dict) else [(name, value)]
+            for key, v in values:
+                if isinstance(v, np.ndarray) and v.flags.writeable:
+                    out.append(f"{prefix}.{key}")
+    return out
+
+
+def test_published_frames_are_read_only_in_both_engines() -> None:
+    settings = demo_settings(seed=3, nodes=12, faults="none")
+    thread_frame = run_sync(Engine(settings, detect=False), 2)
+    assert _writable_arrays(thread_frame) == []
+    with pytest.raises(ValueError, match="read-only"):
+        thread_frame.gpu.util[0] = 1.0  # a panel cannot change what the others see
+    engine = ProcessEngine(settings, detect=False, autopoll=False)
+    with engine:
+        frame = engine.step(2)
+        assert _writable_arrays(frame) == []  # unpickled arrays are writeable unless frozen
+        with pytest.raises(ValueError, match="read-only"):
+            frame.jobs.job_id[0] = 7
