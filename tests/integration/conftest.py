@@ -105,6 +105,13 @@ def release_stack(request: pytest.FixtureRequest) -> Stack:
     return root_stack(request.getfixturevalue("root_stacks"), suite)
 
 
+@pytest.fixture(scope="session", params=[r for r, rel in MATRIX.items() if rel.suite is not None])
+def rest_actions_stack(request: pytest.FixtureRequest) -> Stack:
+    """The releases whose REST API has node update (v0.0.39+), where operator actions are
+    checked live: the root stacks (22.05 serves v0.0.38; test_slurm_live checks the refusal)."""
+    return root_stack(request.getfixturevalue("root_stacks"), MATRIX[request.param].suite)
+
+
 @pytest.fixture(scope="session")
 def sid_stack(root_stacks: dict[str, RootStack | str]) -> RootStack:
     """The sid root's stack: Slurm 26.05 with its own Prometheus 3.5 and Alertmanager 0.33."""

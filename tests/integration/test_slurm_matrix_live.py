@@ -323,10 +323,8 @@ def audit(journal: Journal, action: str) -> list[dict]:
 
 
 @pytest.fixture
-def actions(release_stack: Stack, tmp_path: Path) -> Iterator[tuple[Actions, Journal]]:
-    if release_of(release_stack).api_versions[0] == "v0.0.38":
-        pytest.skip("operator actions over REST are checked on v0.0.40+ (22.05 serves v0.0.38: "
-                    "test_slurm_live checks that draining is refused there)")
+def actions(rest_actions_stack: Stack, tmp_path: Path) -> Iterator[tuple[Actions, Journal]]:
+    release_stack = rest_actions_stack
     src = SlurmSchedulerSource(client(release_stack), interval_s=5)
     src.client.detect_version()  # capabilities are decided from the known version
     journal = Journal(tmp_path / "audit.jsonl")
@@ -338,8 +336,9 @@ def actions(release_stack: Stack, tmp_path: Path) -> Iterator[tuple[Actions, Jou
         src.close()
 
 
-def test_drain_and_resume_a_node(release_stack: Stack, actions: tuple[Actions, Journal]) -> None:
+def test_drain_and_resume_a_node(rest_actions_stack: Stack, actions: tuple[Actions, Journal]) -> None:
     acts, journal = actions
+    release_stack = rest_actions_stack
     states = sinfo_nodes(release_stack)
     node = next(n for n in release_stack.info["slurmd_nodes"]
                 if states[n][0] in ("idle", "mixed", "allocated"))
@@ -364,8 +363,9 @@ def test_drain_and_resume_a_node(release_stack: Stack, actions: tuple[Actions, J
         [("attempt", None), ("outcome", True)]
 
 
-def test_cancel_a_pending_job(release_stack: Stack, actions: tuple[Actions, Journal]) -> None:
+def test_cancel_a_pending_job(rest_actions_stack: Stack, actions: tuple[Actions, Journal]) -> None:
     acts, journal = actions
+    release_stack = rest_actions_stack
     pending = [j for j in release_stack.info["jobs"]
                if j["expected_state"] == "PENDING" and j["expected_reason"] == "Priority"]
     job = pending[0]["id"]
