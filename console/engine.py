@@ -29,7 +29,7 @@ from console.config import ClusterSettings, Settings, TenantSettings
 from console.model import Alert, Frame, Matcher
 from console.polling import PollResult, Poller, fetch_updates
 from console.sources.base import Source
-from console.state import ClusterState
+from console.state import ClusterState, FrameDetector
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def operator_name() -> str:
         return "unknown operator"
 
 
-def _make_detector() -> object | None:
+def _make_detector() -> FrameDetector | None:
     try:
         from console.analytics.anomaly import AnomalyDetector
     except ImportError:

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -43,6 +43,14 @@ def natural_key(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
+class FrameDetector(Protocol):
+    """What the state needs of the anomaly detector (`console.analytics.anomaly`): one step per
+    frame, returning the open and lingering anomalies and the ranked causes. Typed here, at the
+    seam, so the state never imports the analytics package's classes."""
+
+    def step(self, frame: Frame) -> tuple[Sequence[Anomaly], Sequence[Cause]]: ...
+
+
 @dataclass
 class _SourceTrack:
     name: str
@@ -63,7 +71,7 @@ class ClusterState:
     """Merged view of one cluster. Lives in the engine thread."""
 
     def __init__(self, cluster: ClusterSettings, sources: Sequence[tuple[str, str, float]],
-                 *, detector: object | None = None, extra_tenants: Sequence[TenantSettings] = (),
+                 *, detector: FrameDetector | None = None, extra_tenants: Sequence[TenantSettings] = (),
                  history_raw_points: int = 2880, history_hours: float = 168.0,
                  wall: Callable[[], float] | None = None) -> None:
         import time as _time
@@ -528,7 +536,7 @@ class ClusterState:
             return frame
         if analyse:
             try:
-                anomalies, causes = self.detector.step(frame)  # type: ignore[attr-defined]
+                anomalies, causes = self.detector.step(frame)
                 self.detector_error = None
                 self.anomalies, self.causes = tuple(anomalies), tuple(causes)
             except Exception as e:  # a detector bug must never cost the operator the frame
