@@ -23,9 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from console.config import Settings
+from console.engine import EngineApi, OperatorActions
 from console.model import Frame, Severity, SourceState
 
 log = logging.getLogger(__name__)
@@ -204,14 +204,14 @@ class Fleet:
     """
 
     def __init__(self, settings: Settings, *, secrets: object | None = None, mode: str = "auto",
-                 engine_factory: Callable[..., Any] | None = None) -> None:
+                 engine_factory: Callable[..., EngineApi] | None = None) -> None:
         if engine_factory is None:
             from console.engine_process import make_engine as engine_factory
         self.settings = settings
         self._lock = threading.Lock()
         self._latest: dict[str, Frame | None] = {}
         self._subscribers: list[FleetCallback] = []
-        self._engines: dict[str, Any] = {}
+        self._engines: dict[str, EngineApi] = {}
         self._started = False
         for c in settings.clusters:
             engine = engine_factory(settings, cluster=c.name, secrets=secrets, mode=mode)
@@ -241,16 +241,16 @@ class Fleet:
         """Cluster names in configuration order."""
         return tuple(self._engines)
 
-    def engine(self, name: str) -> Any:
+    def engine(self, name: str) -> EngineApi:
         try:
             return self._engines[name]
         except KeyError:
             raise KeyError(f"no cluster named {name!r} in this fleet") from None
 
-    def engines(self) -> dict[str, Any]:
+    def engines(self) -> dict[str, EngineApi]:
         return dict(self._engines)
 
-    def actions(self) -> dict[str, Any]:
+    def actions(self) -> dict[str, OperatorActions | None]:
         """Each cluster's operator actions (None where unavailable)."""
         return {n: getattr(e, "actions", None) for n, e in self._engines.items()}
 
@@ -316,7 +316,7 @@ class Fleet:
             log.warning("engines still stopping after %.0f s: %s", timeout_s, ", ".join(late))
 
     @staticmethod
-    def _stop_one(name: str, engine: Any) -> None:
+    def _stop_one(name: str, engine: EngineApi) -> None:
         try:
             engine.stop()
         except Exception:
@@ -337,7 +337,7 @@ class Fleet:
         """
         out: dict[str, Frame | None] = {n: None for n in self._engines}
 
-        def wait(name: str, engine: Any) -> None:
+        def wait(name: str, engine: EngineApi) -> None:
             try:
                 out[name] = engine.wait_ready(timeout=timeout)
             except Exception as exc:  # TimeoutError, or a worker process that failed

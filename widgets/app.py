@@ -13,12 +13,16 @@ import getpass
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
 from widgets import theme as _theme
+
+if TYPE_CHECKING:  # typing only: the GUI entry point takes one engine or a fleet of them
+    from console.engine import EngineApi
+    from console.fleet import Fleet
 
 ORGANISATION = "AISC"
 APPLICATION = "AISC Console"
@@ -60,13 +64,13 @@ def screen_font_scale(height_px: int, base: float = 1.0, presentation: bool = Fa
     return max(floor, floor * height_px / DESIGN_HEIGHT)
 
 
-def is_fleet(engine: Any) -> bool:
+def is_fleet(engine: object) -> TypeGuard[Fleet]:
     """A `console.fleet.Fleet` (several clusters) rather than one engine: duck-typed, so tests
     can pass fakes of either."""
     return hasattr(engine, "names") and hasattr(engine, "latest_frames")
 
 
-def run_gui(engine: Any, *, font_scale: float = 1.0, fullscreen: bool = False,
+def run_gui(engine: EngineApi | Fleet, *, font_scale: float = 1.0, fullscreen: bool = False,
             presentation: bool = False) -> int:
     """Run the console window until it closes; returns the exit code.
 
@@ -89,12 +93,11 @@ def run_gui(engine: Any, *, font_scale: float = 1.0, fullscreen: bool = False,
         screen = app.primaryScreen()
         height = screen.size().height() if screen is not None else DESIGN_HEIGHT
         _theme.apply(app, _theme.Theme(font_scale=screen_font_scale(height, font_scale, presentation=True)))
-    fleet = is_fleet(engine)
-    actions = None if (presentation or fleet) else getattr(engine, "actions", None)
+    actions = None if (presentation or is_fleet(engine)) else getattr(engine, "actions", None)
     context = PanelContext(actions=actions, operator=_operator_name())
     window = MainWindow(context, settings=settings, presentation=presentation)
     bridge: Any
-    if fleet:
+    if is_fleet(engine):
         window.set_clusters(engine.names, actions=None if presentation else engine.actions(),
                             simulated=engine.simulated())
         bridge = FleetBridge(engine, window)
