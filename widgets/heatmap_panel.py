@@ -103,7 +103,9 @@ def build_lut(spec: MetricSpec, theme: _theme.Theme) -> np.ndarray:
     lut[CODE_MARK_DARK] = hex_rgba("#0b0c0f")
     lut[CODE_MARK_LIGHT] = hex_rgba("#c8ccd4")
     lut[CODE_GAP] = hex_rgba(theme.background, 0)
-    lut[CODE_EMPTY] = hex_rgba("#1f2228")
+    # A slot the node does not have is not drawn at all: a dark box there reads as a GPU
+    # without data (a CPU-only node would look like eight of them).
+    lut[CODE_EMPTY] = hex_rgba(theme.background, 0)
     return lut
 
 
@@ -645,6 +647,9 @@ class HeatmapPanel(Panel):
                 # Right-aligned against the node's first GPU, centred on its row.
                 x, y = float(L.gpu_x[i * gpn]), float(L.gpu_y[i * gpn]) + PATCH / 2
                 self._row_items.append(self._add_label(name, row_font, th.text, x, y, right_middle=True))
+                if int(topology.node_gpu_count[i]) == 0:  # said in words where its GPUs would be
+                    self._row_items.append(self._add_label(
+                        "CPU node, no GPUs", row_font, th.text_dim, x, float(L.gpu_y[i * gpn])))
         self.grouping_label.set_full_text(grouping.how)
         overhang = label_px / max(L.scale, 1e-3) / 2
         self.viewbox.setRange(xRange=(0, L.width + overhang), yRange=(0, L.height), padding=0.01)

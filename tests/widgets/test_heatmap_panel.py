@@ -18,8 +18,10 @@ from widgets.heatmap_panel import (
     MARK_CROSS,
     MARK_SLASH,
     PATCH,
+    METRICS,
     HeatmapPanel,
     build_layout,
+    build_lut,
 )
 from widgets.panel import PanelContext
 
@@ -414,7 +416,8 @@ def test_unchanged_compact_frame_is_not_redrawn(qtbot, make_frame, monkeypatch):
 
 
 def _frame_of(names: tuple[str, ...], rack_names: tuple[str, ...] = ("unracked",),
-              node_rack: list[int] | None = None, rack_source: tuple[str, ...] = ("",), seq: int = 1):
+              node_rack: list[int] | None = None, rack_source: tuple[str, ...] = ("",), seq: int = 1,
+              gpu_counts: list[int] | None = None):
     """The known frame re-cut onto other nodes (8 GPUs each, all OK): what the state builds for
     a site whose exporter has no rack label and whose config names no racks."""
     import dataclasses
@@ -427,7 +430,8 @@ def _frame_of(names: tuple[str, ...], rack_names: tuple[str, ...] = ("unracked",
     n = len(names) * 8
     topo = Topology(
         node_names=names, node_rack=np.array(node_rack or [0] * len(names), np.int32),
-        rack_names=rack_names, gpus_per_node=8, node_gpu_count=np.full(len(names), 8, np.int16),
+        rack_names=rack_names, gpus_per_node=8,
+        node_gpu_count=np.array(gpu_counts or [8] * len(names), np.int16),
         node_model=("H100",) * len(names), gpu_peak_tflops=np.full(n, 989.5, np.float32),
         gpu_max_clock_mhz=np.full(n, 1980.0, np.float32), version=6 + seq, rack_source=rack_source)
     arrays = {f.name: np.zeros(n, np.asarray(getattr(base.gpu, f.name)).dtype)
@@ -540,3 +544,13 @@ def test_a_narrow_legend_shortens_the_grouping_note_and_keeps_it_whole_in_the_to
     assert panel.grouping_label.text().endswith("\u2026")
     assert panel.grouping_label.toolTip() == full and panel.grouping_label.full_text() == full
     assert "OK 72" in panel.legend.text()  # the counts beside it stay whole
+
+
+def test_a_cpu_node_is_said_in_words_and_slots_a_node_lacks_are_not_drawn(qtbot):
+    # cpu01 has no GPUs: no row of eight dark boxes (which reads as GPUs without data), its
+    # name and "CPU node, no GPUs" instead. A 4-GPU node's other four slots stay undrawn too.
+    counts = [8, 8, 8, 8, 4, 8, 8, 8, 0]
+    panel = shown_panel(qtbot, _frame_of(NINE, gpu_counts=counts))
+    assert _label_texts(panel._row_items) == list(NINE) + ["CPU node, no GPUs"]
+    lut = build_lut(METRICS[0], theme.Theme())
+    assert lut[CODE_EMPTY][3] == 0  # fully transparent, like the gaps between blocks
