@@ -12,8 +12,8 @@ worker process that died, its restart). A dead engine sends no frames, so its st
 way the window learns it is blind.
 
 `FleetBridge` carries a `console.fleet.Fleet`'s, newest per cluster (one chatty cluster can
-never push another's frame out of the queue); `EngineBridge` is the same for one engine, with
-signals that carry no cluster name.
+never push another's frame out of the queue); `EngineBridge` is a single engine as a fleet of
+one through the same `FleetBridge`, with signals that carry no cluster name.
 """
 
 from __future__ import annotations
@@ -136,44 +136,71 @@ class FleetBridge(QObject):
         _unsubscribe(self._fleet, "unsubscribe", self.push)
 
 
+class _FleetOfOne:
+    """One engine seen as a fleet of one cluster, so that `FleetBridge` carries it: the single
+    cluster case is the fleet case with one key, not a second copy of the bridge."""
+
+    KEY = ""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._hooks: dict[Callable[[str, Frame], None], Callable[[Frame], None]] = {}
+
+    def subscribe(self, callback: Callable[[str, Frame], None]) -> None:
+        def hook(frame: Frame) -> None:
+            callback(self.KEY, frame)
+        self._hooks[callback] = hook
+        self.engine.subscribe(hook)
+
+    def unsubscribe(self, callback: Callable[[str, Frame], None]) -> None:
+        hook = self._hooks.pop(callback, None)
+        if hook is not None:
+            _unsubscribe(self.engine, "unsubscribe", hook)
+
+    def engines(self) -> dict[str, Any]:
+        return {self.KEY: self.engine}
+
+
 class EngineBridge(QObject):
-    """Re-emits one engine's frames as `frame_ready` and its health as `status_changed` on the
-    GUI thread, newest only (GUI thread): a `FleetBridge` of one, without the cluster name."""
+    """One engine's frames as `frame_ready(frame)` and its health as `status_changed(status)` on
+    the GUI thread, newest only (GUI thread): a `FleetBridge` over a fleet of one, re-emitted
+    without the cluster name."""
 
     frame_ready = Signal(object)
     status_changed = Signal(object)  # console.engine.EngineStatus
 
     def __init__(self, engine: Any = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._frames = Mailbox(lambda _k, v: self.frame_ready.emit(v), self)
-        self._statuses = Mailbox(lambda _k, v: self.status_changed.emit(v), self)
-        self._engine = engine
-        if engine is not None:
-            engine.subscribe(self.push)
-            if callable(getattr(engine, "subscribe_status", None)):
-                engine.subscribe_status(self.push_status)
+        self._fleet = FleetBridge(_FleetOfOne(engine) if engine is not None else None, self)
+        self._fleet.frame_ready.connect(self._on_frame)
+        self._fleet.status_changed.connect(self._on_status)
+
+    @Slot(str, object)
+    def _on_frame(self, _cluster: str, frame: Frame) -> None:
+        self.frame_ready.emit(frame)
+
+    @Slot(str, object)
+    def _on_status(self, _cluster: str, status: EngineStatus) -> None:
+        self.status_changed.emit(status)
 
     @property
     def delivered(self) -> int:
         """Frames handed to the GUI."""
-        return self._frames.delivered
+        return self._fleet.delivered
 
     @property
     def dropped(self) -> int:
         """Frames replaced by a newer one before the GUI took them."""
-        return self._frames.dropped
+        return self._fleet.dropped
 
     def push(self, frame: Frame) -> None:
         """Hand over a frame; safe from any thread."""
-        self._frames.put(None, frame)
+        self._fleet.push(_FleetOfOne.KEY, frame)
 
     def push_status(self, status: EngineStatus) -> None:
         """Hand over the engine's health; safe from any thread."""
-        self._statuses.put(None, status)
+        self._fleet.push_status(_FleetOfOne.KEY, status)
 
     def close(self) -> None:
         """Stop delivering; late callbacks from the engine are ignored from now on."""
-        self._frames.close()
-        self._statuses.close()
-        _unsubscribe(self._engine, "unsubscribe", self.push)
-        _unsubscribe(self._engine, "unsubscribe_status", self.push_status)
+        self._fleet.close()
