@@ -64,7 +64,8 @@ class Grouping:
 
 def natural_key(name: str) -> tuple:
     """Sort key that puts gpu2 before gpu10 (numbers compared as numbers)."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in _DIGITS.split(name) if p)
+    # isdecimal, not isdigit: "²" is a digit to Python but not a number int() can read.
+    return tuple((0, int(p), "") if p.isdecimal() else (1, 0, p) for p in _DIGITS.split(name) if p)
 
 
 def short_name(name: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
@@ -18,6 +17,7 @@ import numpy as np
 
 from console import health as health_mod
 from console.config import ClusterSettings, TenantSettings
+from console.grouping import natural_key
 from console.history import Ring, TieredHistory
 from console.model import (ACTIVE_JOB_STATES, AVAILABLE_NODE_STATES, Alert, AlertsUpdate,
                            Anomaly, Cause, Frame, GpuFrame, Health, History, HistorySeed,
@@ -36,11 +36,6 @@ SERIES = ("delivered_pf", "installed_pf", "available_pf", "allocated_pf", "busy_
           "jobs_running", "jobs_pending")
 _ACTIVE = np.array(sorted(ACTIVE_JOB_STATES), np.int8)
 _AVAILABLE = np.array(sorted(AVAILABLE_NODE_STATES), np.int8)
-
-
-def natural_key(name: str) -> tuple:
-    """Sort n2 before n10."""
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
 class FrameDetector(Protocol):

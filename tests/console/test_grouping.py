@@ -166,3 +166,11 @@ def test_the_state_records_where_each_rack_name_came_from():
     assert group_of == {"gpu01": "A1", "gpu02": "A1", "gpu03": "B7", "login1": "login"}
     assert g.how == ("racks from config; racks from the exporter's rack label; "
                      "1 node without a rack grouped by hostname prefix")
+
+
+def test_natural_key_orders_numbers_as_numbers_and_survives_odd_digits() -> None:
+    """gpu2 before gpu10, and a name with a superscript digit (a digit to Python, not a
+    number) sorts instead of raising."""
+    names = ["gpu10", "gpu2", "²", "gpu²", "gpu1"]
+    assert sorted(names, key=natural_key)[:3] == ["gpu1", "gpu2", "gpu10"]
+    assert set(sorted(names, key=natural_key)) == set(names)
