@@ -108,7 +108,7 @@ def release_stack(request: pytest.FixtureRequest) -> Stack:
 @pytest.fixture(scope="session", params=[r for r, rel in MATRIX.items() if rel.suite is not None])
 def rest_actions_stack(request: pytest.FixtureRequest) -> Stack:
     """The releases whose REST API has node update (v0.0.39+), where operator actions are
-    checked live: the root stacks (22.05 serves v0.0.38; test_slurm_live checks the refusal)."""
+    checked live: the root stacks (22.05 serves v0.0.38; test_slurm_matrix_live checks the refusal)."""
     return root_stack(request.getfixturevalue("root_stacks"), MATRIX[request.param].suite)
 
 

@@ -27,10 +27,9 @@ from console.sources.slurm import SlurmClient, SlurmSchedulerSource
 
 from .live import Stack, wait_until
 from .matrix import MATRIX, Release
-from .test_slurm_live import SINFO_STATE, client, sinfo_nodes, squeue_jobs
+from .slurm_truth import GPU_GRES, SINFO_STATE, client, sinfo_nodes, squeue_jobs
 
 BAD_TOKEN = "eyJhbGciOiJIUzI1NiJ9.bm90LWEtdG9rZW4.c2lnbmF0dXJl"  # well-formed, never valid
-GPU_COUNT = re.compile(r"gpu(?::\w+)?:(\d+)")
 
 
 def release_of(stack: Stack) -> Release:
@@ -130,8 +129,8 @@ def test_node_gpus_match_sinfo(release_stack: Stack) -> None:
     truth: dict[str, tuple[int, int]] = {}
     for line in out.splitlines():
         name, gres, used = line.split()
-        total = GPU_COUNT.search(gres)
-        alloc = GPU_COUNT.search(used)
+        total = GPU_GRES.search(gres)
+        alloc = GPU_GRES.search(used)
         truth[name] = (int(total.group(1)) if total else 0, int(alloc.group(1)) if alloc else 0)
     nodes = upd.nodes
     assert nodes is not None
@@ -169,7 +168,7 @@ def test_gpus_per_account_match_squeue(release_stack: Stack) -> None:
     truth: dict[str, int] = defaultdict(int)
     for t in squeue_jobs(release_stack).values():
         if t["state"] == "RUNNING":
-            m = GPU_COUNT.search(t["tres"])
+            m = GPU_GRES.search(t["tres"])
             truth[t["account"]] += (int(m.group(1)) if m else 0) * int(t["nodes"])
     jobs = upd.jobs
     assert jobs is not None
@@ -316,6 +315,26 @@ def test_no_token_asks_for_credentials(release_stack: Stack) -> None:
 
 def node_line(stack: Stack, node: str) -> str:
     return stack.slurm("scontrol", "-o", "show", "node", node)
+
+
+def test_node_drain_is_refused_on_v0038_with_the_reason(stack: Stack) -> None:
+    """22.05 serves only v0.0.38, which has no node update: the console refuses in words
+    before asking, and the server itself indeed answers 405."""
+    c = client(stack)
+    try:
+        assert c.supports_node_update() is False
+        with pytest.raises(SourceError) as err:
+            c.drain_node("gpu03", "integration test")
+        assert err.value.kind == ErrorKind.CONFIG
+        assert "v0.0.39" in err.value.message and "v0.0.38" in err.value.message
+        # and the server itself indeed has no node update in this version
+        with pytest.raises(SourceError) as raw:
+            c.http.request("POST", "slurm/v0.0.38/node/gpu03", json={"state": ["DRAIN"]},
+                           expect_json=False)
+        assert raw.value.status == 405
+    finally:
+        c.close()
+    assert sinfo_nodes(stack)["gpu03"][0] == "mixed"
 
 
 def audit(journal: Journal, action: str) -> list[dict]:

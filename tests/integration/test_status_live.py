@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +15,11 @@ from console.sources.http import HttpClient
 from console.sources.prometheus import PrometheusClient
 
 from .live import REPO, Stack, wait_until
+from .slurm_truth import GPU_GRES
 
 #: BF16 dense peak (TFLOPS) per model fragment, and the boost clock (MHz) of both (FACTS 2).
 PEAK_TF = {"H800": 989.5, "H100": 989.4}
 BOOST_MHZ = 1980.0
-GPU_GRES = re.compile(r"gpu(?::[^:(,\s]+)?:(\d+)")
 
 
 def peak_of(model: str) -> float:
