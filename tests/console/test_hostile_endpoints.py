@@ -104,7 +104,8 @@ def origins() -> Iterator[Callable[..., Origin]]:
         o.close()
 
 
-def _raises(fn: Callable[[], object]) -> SourceError:
+def source_error_of(fn: Callable[[], object]) -> SourceError:
+    """The SourceError ``fn`` raises (the test fails if it raises nothing or anything else)."""
     with pytest.raises(SourceError) as ei:
         fn()
     return ei.value
@@ -133,7 +134,7 @@ def test_a_redirect_to_another_origin_is_not_followed_and_no_secret_reaches_it(
     other = origins()
     start = origins(redirect_to(lambda h: f"{other.url}/slurm/v0.0.40/jobs", status))
     client = HttpClient(start.url, auth=AUTHS[kind], name="slurmrestd")
-    e = _raises(lambda: client.get_json("slurm/v0.0.40/jobs"))
+    e = source_error_of(lambda: client.get_json("slurm/v0.0.40/jobs"))
     why = {"bearer": "not followed, the token stays with the configured origin",
            "slurm_jwt": "not followed, the token stays with the configured origin",
            "basic": "not followed, the password stays with the configured origin",
@@ -150,7 +151,7 @@ def test_a_post_redirected_elsewhere_is_not_followed(origins: Callable[..., Orig
     other = origins()
     start = origins(redirect_to(lambda h: f"{other.url}/api/v1/query", 307))
     client = HttpClient(start.url, auth=AUTHS["bearer"], name="Prometheus")
-    e = _raises(lambda: client.request("POST", "api/v1/query", data={"query": "up"}))
+    e = source_error_of(lambda: client.request("POST", "api/v1/query", data={"query": "up"}))
     assert e.message.startswith(f"Prometheus redirected to {other.url}/api/v1/query; not followed")
     assert other.requests == []
 
@@ -158,7 +159,7 @@ def test_a_post_redirected_elsewhere_is_not_followed(origins: Callable[..., Orig
 def test_a_redirect_to_https_on_the_same_host_and_port_is_another_origin(
         origins: Callable[..., Origin]) -> None:
     start = origins(redirect_to(lambda h: f"https://127.0.0.1:{h.server.server_address[1]}/x"))
-    e = _raises(lambda: HttpClient(start.url, auth=AUTHS["bearer"]).get_json("x"))
+    e = source_error_of(lambda: HttpClient(start.url, auth=AUTHS["bearer"]).get_json("x"))
     assert e.message == (f"127.0.0.1:{start.port} redirected to https://127.0.0.1:{start.port}/x; "
                          f"not followed, the token stays with the configured origin ({start.url})")
     assert len(start.requests) == 1
@@ -169,7 +170,7 @@ def test_a_redirect_message_never_repeats_the_query_or_a_user_name(
     other = origins()
     start = origins(redirect_to(
         lambda h: f"http://admin:hunter2@127.0.0.1:{other.port}/login?token=abc123&next=/x"))
-    e = _raises(lambda: HttpClient(start.url, auth=AUTHS["bearer"]).get_json("x"))
+    e = source_error_of(lambda: HttpClient(start.url, auth=AUTHS["bearer"]).get_json("x"))
     assert f"redirected to http://127.0.0.1:{other.port}/login;" in e.message
     assert "hunter2" not in e.message and "abc123" not in e.message and "admin" not in e.message
     assert other.requests == []
@@ -204,7 +205,7 @@ def test_a_post_answered_303_within_the_origin_is_fetched_with_get(
 
 def test_a_redirect_loop_ends_in_words(origins: Callable[..., Origin]) -> None:
     start = origins(redirect_to(lambda h: h.path))
-    e = _raises(lambda: HttpClient(start.url, name="Alertmanager").get_json("api/v2/alerts"))
+    e = source_error_of(lambda: HttpClient(start.url, name="Alertmanager").get_json("api/v2/alerts"))
     assert e.kind is ErrorKind.HTTP
     assert e.message == "Alertmanager redirected more than 5 times in a row (a redirect loop?)"
     assert len(start.requests) == 6
@@ -228,7 +229,7 @@ def test_configured_sources_send_no_secret_to_another_origin(
     assert sorted(s.kind for s in sources) == ["alerts", "alerts", "scheduler", "telemetry"]
     errors = {}
     for s in sources:
-        errors[s.name] = _raises(s.fetch)
+        errors[s.name] = source_error_of(s.fetch)
         s.close()
     names = {"prometheus": "Prometheus", "alertmanager": "Alertmanager", "slurm": "slurmrestd"}
     for source, e in errors.items():
@@ -358,7 +359,7 @@ def test_an_announced_size_over_the_limit_is_refused_before_reading(
         released.wait(10)
     start = origins(huge)
     client = HttpClient(start.url, max_answer_bytes=MB)
-    e = _raises(lambda: client.get_json("api/v1/query"))
+    e = source_error_of(lambda: client.get_json("api/v1/query"))
     assert e.kind is ErrorKind.BAD_PAYLOAD and e.status == 200
     assert e.message == (f"the answer from 127.0.0.1:{start.port} announces 400 MB, more than the "
                          "1 MB limit (max_answer_mb of this endpoint): refused before reading it; "
@@ -398,7 +399,7 @@ def test_a_stream_over_the_limit_is_refused_as_soon_as_it_exceeds_it(
     start = origins(_flood(ref, framing))
     ref.append(start)
     client = HttpClient(start.url, max_answer_bytes=MB)
-    e = _raises(lambda: client.get_json("api/v1/query"))
+    e = source_error_of(lambda: client.get_json("api/v1/query"))
     assert e.kind is ErrorKind.BAD_PAYLOAD
     assert e.message == (f"the answer from 127.0.0.1:{start.port} is larger than the 1 MB limit "
                          "(max_answer_mb of this endpoint): not read further; raise "
@@ -414,7 +415,7 @@ def test_a_compressed_answer_is_bounded_by_its_decompressed_size(
     assert len(bomb) < MB / 4
     start = origins(lambda h: reply(h, 200, bomb, {"Content-Encoding": "gzip"}))
     client = HttpClient(start.url, max_answer_bytes=MB)
-    e = _raises(lambda: client.get_json("x"))
+    e = source_error_of(lambda: client.get_json("x"))
     assert e.kind is ErrorKind.BAD_PAYLOAD and "larger than the 1 MB limit" in e.message
     assert client.last_bytes < 2 * MB
 
@@ -490,7 +491,7 @@ def test_a_trickling_server_ends_as_a_timeout_at_the_deadline(
     ref.append(start)
     client = HttpClient(start.url, timeout=(1.0, 1.0), auth=AUTHS["bearer"])
     t0 = time.monotonic()
-    e = _raises(lambda: client.get_json("api/v1/query"))
+    e = source_error_of(lambda: client.get_json("api/v1/query"))
     elapsed = time.monotonic() - t0
     assert e.kind is ErrorKind.TIMEOUT
     assert e.message == words.format(host=f"127.0.0.1:{start.port}")
@@ -506,7 +507,7 @@ def test_the_deadline_counts_from_the_start_of_the_request(origins: Callable[...
     start = origins(_trickle(ref, "body"))
     ref.append(start)
     client = HttpClient(start.url, timeout=(30.0, 30.0))
-    e = _raises(lambda: client.get_json("api/v1/query_range", timeout=(1.0, 1.5)))
+    e = source_error_of(lambda: client.get_json("api/v1/query_range", timeout=(1.0, 1.5)))
     assert e.kind is ErrorKind.TIMEOUT and "within 1.5 s" in e.message
 
 

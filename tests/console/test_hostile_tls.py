@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from console.config import ConfigError, parse_settings
-from console.sources.base import ErrorKind, SourceError
+from console.sources.base import ErrorKind
 from console.sources.factory import client_cert, http_options
 from console.sources.http import Auth, HttpClient
 
-from test_hostile_endpoints import Origin
+from test_hostile_endpoints import Origin, source_error_of
 
 x509 = pytest.importorskip("cryptography.x509", reason="cryptography makes the test CA")
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
@@ -112,12 +112,6 @@ def https(pki: Pki) -> Iterator[Callable[..., Origin]]:
         o.close()
 
 
-def _raises(fn: Callable[[], object]) -> SourceError:
-    with pytest.raises(SourceError) as ei:
-        fn()
-    return ei.value
-
-
 def _settings(url: str, **tls: object) -> object:
     """The Prometheus endpoint settings of a one-cluster config with these TLS keys."""
     return parse_settings({"clusters": [{"name": "c", "prometheus": {"url": url, **tls}}]}
@@ -130,7 +124,7 @@ def test_verification_is_on_by_default_and_refuses_an_unknown_ca(
     ep = _settings(server.url)
     assert ep.verify is True and ep.ca_bundle is None
     client = HttpClient(server.url, **http_options("prometheus", ep))
-    e = _raises(lambda: client.get_json("api/v1/query"))
+    e = source_error_of(lambda: client.get_json("api/v1/query"))
     assert e.kind is ErrorKind.UNREACHABLE
     assert e.message == (f"TLS: the certificate of 127.0.0.1:{server.port} is not signed by a "
                          "trusted authority (self-signed or a private CA? set ca_bundle to the CA "
@@ -156,7 +150,7 @@ def test_a_name_the_certificate_does_not_list_is_refused(https: Callable[..., Or
                                                          pki: Pki) -> None:
     server = https()
     url = f"https://localhost:{server.port}"
-    e = _raises(lambda: HttpClient(url, verify=pki.ca).get_json("x"))
+    e = source_error_of(lambda: HttpClient(url, verify=pki.ca).get_json("x"))
     assert e.kind is ErrorKind.UNREACHABLE
     assert e.message == (f"TLS: the certificate of localhost:{server.port} is not issued for "
                          "that host name (connect by a name the certificate lists)")
@@ -192,7 +186,7 @@ def test_the_client_certificate_is_presented(https: Callable[..., Origin], pki: 
 def test_a_server_that_wants_a_client_certificate_refuses_in_words(
         https: Callable[..., Origin], pki: Pki, version: str) -> None:
     server = https(require_client_cert=True, version=version)
-    e = _raises(lambda: HttpClient(server.url, verify=pki.ca).get_json("x"))
+    e = source_error_of(lambda: HttpClient(server.url, verify=pki.ca).get_json("x"))
     assert e.kind is ErrorKind.UNREACHABLE
     refused = (f"TLS: 127.0.0.1:{server.port} refused the connection during the handshake: it "
                "wants a client certificate it trusts (check client_cert and client_key)")
@@ -209,9 +203,9 @@ def test_missing_tls_files_are_configuration_errors(https: Callable[..., Origin]
                                                     tmp_path: Path) -> None:
     server = https()
     missing = str(tmp_path / "nowhere.pem")
-    e = _raises(lambda: HttpClient(server.url, verify=missing).get_json("x"))
+    e = source_error_of(lambda: HttpClient(server.url, verify=missing).get_json("x"))
     assert (e.kind, e.message) == (ErrorKind.CONFIG, f"CA bundle file not found: {missing}")
-    e = _raises(lambda: HttpClient(server.url, verify=pki.ca, cert=(missing, pki.client_key)
+    e = source_error_of(lambda: HttpClient(server.url, verify=pki.ca, cert=(missing, pki.client_key)
                                    ).get_json("x"))
     assert (e.kind, e.message) == (ErrorKind.CONFIG, f"client certificate file not found: {missing}")
 
