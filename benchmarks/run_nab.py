@@ -1,16 +1,20 @@
-"""Score the console's live series detector on a corpus in NAB's layout, honestly.
+"""Score a detector (by default the console's live one) on a corpus in NAB's layout, honestly.
 
     python benchmarks/run_nab.py DATA_DIR LABELS_JSON --out RESULTS_DIR
     python benchmarks/run_nab.py DATA_DIR LABELS_JSON --loco --anchors ANCHORS_DIR
+    python benchmarks/run_nab.py DATA_DIR LABELS_JSON --detector ensemble --loco --grid alarm
 
 DATA_DIR holds ``CATEGORY/FILE.csv`` (``timestamp,value``); LABELS_JSON maps
 ``CATEGORY/FILE.csv`` to its anomaly windows (NAB's ``combined_windows.json``). Each file is
-streamed one row at a time through `SeriesDetector` with the settings the console uses live;
-results go to ``RESULTS_DIR/aisc/CATEGORY/aisc_FILE.csv`` (NAB's format, for NAB's own scorer).
+streamed one row at a time through the detector named by ``--detector`` (see `detectors`;
+``series``, the default, is `SeriesDetector` with the settings the console uses live, through
+the same code the console runs); results go to ``RESULTS_DIR/aisc/CATEGORY/aisc_FILE.csv``
+(NAB's format, for NAB's own scorer).
 
 Printed, for NAB's three profiles (null = 0, perfect = 100):
 
-- the whole-corpus score with NAB's threshold search (every distinct score tried), per category;
+- the whole-corpus score with NAB's threshold search (every distinct score tried), per category,
+  and at the console's live alarm (0.5, no threshold chosen);
 - with ``--loco``, leave-one-category-out: for each category, the settings (from ``--grid``)
   and the threshold are chosen on the other categories, then the held-out one is scored. The
   mean of the held-out scores is the headline figure: nothing in it was tuned on what it scores.
@@ -40,20 +44,25 @@ from pathlib import Path
 import numpy as np
 
 from console.analytics.anomaly import DetectorConfig
-from console.analytics.detectors.series import SeriesDetector, SeriesSettings
+from console.analytics.detectors.ensemble import EnsembleSettings, PeerSettings, combine
+from console.analytics.detectors.series import SeriesSettings
 from console.analytics.nab import (
     PROFILES,
+    AnySettings,
     HeldOut,
     LabelledSeries,
     ScoredFile,
     anchor_corpus,
     category_of,
+    for_file,
     leave_one_category_out,
     load_corpus,
     load_labels,
+    make_detector,
     optimise,
     prepare_file,
     run_stream,
+    score_at,
     write_result,
 )
 
@@ -63,27 +72,89 @@ ANCHOR_TITLES = {"numenta": "HTM", "ARTime": "ARTime", "contextOSE": "CAD OSE",
 SHORT = {"standard": "standard", "reward_low_FP_rate": "low FP", "reward_low_FN_rate": "low FN"}
 
 
-def grids(live: SeriesSettings) -> dict[str, Callable[[], dict[str, SeriesSettings]]]:
-    """Named sets of settings for leave-one-category-out to choose from (live settings first,
-    so they win ties). Each varies one thing over neighbouring values, so knife edges show."""
+def detectors(live: SeriesSettings) -> dict[str, AnySettings]:
+    """The detectors ``--detector`` can score, by name, with their default settings.
+
+    ``series`` is the console's live detector with its live settings; ``context_ose`` is the
+    CAD OSE port alone (raw scores, given each file's range and rest period as NAB gives them);
+    ``ensemble`` is the series detector and CAD OSE together (range given, as NAB does);
+    ``ensemble_learned`` is the same with each series' range learned from its first samples and
+    a fixed rest period, as the console would have to run it live.
+    """
+    ens = EnsembleSettings()
     return {
-        "live": lambda: {"live": live},
-        "refractory": lambda: {f"refractory={r}": replace(live, refractory=r)
-                               for r in (live.refractory, 200, 300, 400, 650, 800)},
-        # Per-series adaptive quiet time: ends once the series stayed calm this many samples.
-        "calm": lambda: {"live": live, **{f"calm={c}": replace(live, calm=c) for c in (30, 60, 120)}},
-        # The quiet time, fixed or ending once the series settled (calm), and its length.
-        "quiet": lambda: {
-            **{f"calm={c}": replace(live, calm=c, refractory=500) for c in (0, 30, 60, 120)},
-            **{f"calm=120,refractory={r}": replace(live, calm=120, refractory=r) for r in (300, 800, 1500)}},
-        # Numenta's likelihood over the detector's z, at neighbouring alarm levels.
-        "likelihood": lambda: {"live": live, **{
-            f"likelihood=2000,z_alarm={z}": replace(live, likelihood=2000, z_alarm=z)
-            for z in (3.0, 4.0, 6.0)}},
+        "series": live,
+        "context_ose": PeerSettings(kind="context_ose"),
+        "ensemble": ens,
+        "ensemble_learned": replace(ens, peer=PeerSettings(rest_period=LIVE_REST, learn=LEARN,
+                                                           learn_margin=LEARN_MARGIN)),
     }
 
 
-def cached_stream(series: LabelledSeries, settings: SeriesSettings, cache: Path | None) -> np.ndarray:
+#: The detector the console runs live (what ``--detector`` scores by default).
+LIVE_DETECTOR = "series"
+
+#: Samples from which ``ensemble_learned`` learns each series' range (NAB's longest probation,
+#: 2.6 days at 5 minutes), widened by half of it on each side. The best of three tried
+#: (300 / 0.1, 300 / 1.0, 750 / 0.5) on all five categories: its figure is not a held-out one.
+LEARN = 750
+LEARN_MARGIN = 0.5
+#: ``ensemble_learned``'s fixed rest period: NAB's value for files of 5000 rows or more.
+LIVE_REST = 150
+
+
+def grids(base: AnySettings) -> dict[str, Callable[[], dict[str, AnySettings]]]:
+    """Named sets of settings for leave-one-category-out to choose from (the base settings
+    first, so they win ties). Each varies one thing over neighbouring values, so knife edges
+    show. Grids that vary the series detector apply to the ensemble's series part too."""
+    if isinstance(base, PeerSettings):
+        return {"live": lambda: {"live": base}}
+    ens = base if isinstance(base, EnsembleSettings) else None
+    live = ens.series if ens is not None else base
+    assert isinstance(live, SeriesSettings)
+
+    def wrap(cands: dict[str, SeriesSettings]) -> dict[str, AnySettings]:
+        return dict(cands) if ens is None else {k: replace(ens, series=v) for k, v in cands.items()}
+
+    out: dict[str, Callable[[], dict[str, AnySettings]]] = {
+        "live": lambda: {"live": base},
+        "refractory": lambda: wrap({f"refractory={r}": replace(live, refractory=r)
+                                    for r in (live.refractory, 200, 300, 400, 650, 800)}),
+        # Per-series adaptive quiet time: ends once the series stayed calm this many samples.
+        "calm": lambda: wrap({"live": live, **{f"calm={c}": replace(live, calm=c) for c in (30, 60, 120)}}),
+        # The quiet time, fixed or ending once the series settled (calm), and its length.
+        "quiet": lambda: wrap({
+            **{f"calm={c}": replace(live, calm=c, refractory=500) for c in (0, 30, 60, 120)},
+            **{f"calm=120,refractory={r}": replace(live, calm=120, refractory=r) for r in (300, 800, 1500)}}),
+        # Numenta's likelihood over the detector's z, at neighbouring alarm levels.
+        "likelihood": lambda: wrap({"live": live, **{
+            f"likelihood=2000,z_alarm={z}": replace(live, likelihood=2000, z_alarm=z)
+            for z in (3.0, 4.0, 6.0)}}),
+        # How long a window must be before a value past its range counts (a young window
+        # breaks its own records by chance; short files spend much of their length young).
+        "young": lambda: wrap({f"range_min_history={r}": replace(live, range_min_history=r)
+                               for r in (live.range_min_history, 150, 300, 450)}),
+        "z_alarm": lambda: wrap({f"z_alarm={z}": replace(live, z_alarm=z)
+                                 for z in (live.z_alarm, 6.0, 7.0, 8.0, 9.0, 10.0)}),
+    }
+    if ens is not None:
+        # The ensemble's alarm level (the same for both parts). NAB's sweep finds the same
+        # threshold for every level (a level only rescales the score): what moves is the score
+        # at the live alarm, 0.5 (the grid's "AT 0.5" column), where knife edges show.
+        out["alarm"] = lambda: {f"alarm={a}": replace(ens, alarm=a)
+                                for a in (ens.alarm, 0.65, 0.7, 0.73, 0.77, 0.8, 0.85)}
+    return out
+
+
+def cached_stream(series: LabelledSeries, settings: AnySettings, cache: Path | None) -> np.ndarray:
+    """The detector's scores on one file, kept in ``cache`` under a key of settings and file.
+
+    An ensemble's parts do not interact: its stream is its parts' cached streams put together
+    by the same `combine` the detector uses, so trying another alarm level costs nothing.
+    """
+    if isinstance(settings, EnsembleSettings) and settings.peer is not None and cache is not None:
+        return combine(cached_stream(series, settings.series, cache),
+                       cached_stream(series, settings.peer, cache), settings.alarm)
     if cache is None:
         return run_stream(series.values, settings)
     key = hashlib.sha1(f"{settings!r}|{series.name}|{series.values.size}".encode()).hexdigest()[:16]
@@ -96,7 +167,7 @@ def cached_stream(series: LabelledSeries, settings: SeriesSettings, cache: Path 
     return scores
 
 
-def score_corpus(corpus: Sequence[LabelledSeries], settings: SeriesSettings, cache: Path | None,
+def score_corpus(corpus: Sequence[LabelledSeries], settings: AnySettings, cache: Path | None,
                  out: Path | None = None) -> list[ScoredFile]:
     prepared = []
     for series in corpus:
@@ -107,23 +178,28 @@ def score_corpus(corpus: Sequence[LabelledSeries], settings: SeriesSettings, cac
     return prepared
 
 
-def step_cost_us(settings: SeriesSettings, n_series: int, steps: int = 2000,
+def step_cost_us(settings: AnySettings, n_series: int, steps: int = 2000,
                  seed: int = 1) -> tuple[float, float]:
     """Median and mean microseconds per `step` over a full window (the console's steady state).
 
     The mean includes the steps that close a coarse block and run the second shape test.
     """
     rng = np.random.default_rng(seed)
-    det = SeriesDetector(n_series, settings)
-    data = 100.0 + rng.normal(0.0, 5.0, (settings.window + steps, n_series))
-    for row in data[:settings.window]:
+    data = 100.0 + rng.normal(0.0, 5.0, (WARM + steps, n_series))
+    det = make_detector(for_file(settings, WARM + steps), n_series,
+                        [(float(c.min()), float(c.max())) for c in data.T])
+    for row in data[:WARM]:
         det.step(row)
     times = np.empty(steps)
-    for i, row in enumerate(data[settings.window:]):
+    for i, row in enumerate(data[WARM:]):
         t = time.perf_counter()
         det.step(row)
         times[i] = time.perf_counter() - t
     return float(np.median(times) * 1e6), float(np.mean(times) * 1e6)
+
+
+#: Steps before the cost is measured: the series detector's window is full by then.
+WARM = 600
 
 
 def fmt(v: float, width: int = 10) -> str:
@@ -138,6 +214,8 @@ def print_corpus(files: Sequence[ScoredFile]) -> None:
         print(f"{c:<28}" + "".join(fmt(r.by_category.get(c, float('nan'))) for r in results))
     print(f"{'ALL (corpus threshold)':<28}" + "".join(fmt(r.score) for r in results))
     print(f"{'threshold':<28}" + "".join(f"{r.threshold:>10.4f}" for r in results))
+    # What the console does live: alarm at 0.5, nothing chosen by the sweep.
+    print(f"{'ALL at the live alarm 0.5':<28}" + "".join(fmt(score_at(files, 0.5, p)) for p in PROFILES))
 
 
 def loco_mean(held: Sequence[HeldOut]) -> float:
@@ -160,18 +238,20 @@ def print_loco(runs: Mapping[str, Sequence[ScoredFile]]) -> dict[str, list[HeldO
 
 
 def print_grid(runs: Mapping[str, Sequence[ScoredFile]]) -> None:
-    """Each candidate alone: whole corpus, and leave-one-category-out with only the threshold
-    chosen on the other categories. Neighbours more than 3 points apart are knife edges."""
+    """Each candidate alone: whole corpus, leave-one-category-out with only the threshold
+    chosen on the other categories, and the whole corpus at the live alarm (0.5, nothing
+    chosen: what the console does). Neighbours more than 3 points apart are knife edges."""
     rows = {label: [optimise(files, p).score for p in PROFILES]
             + [loco_mean(leave_one_category_out({label: files}, p)) for p in PROFILES]
+            + [score_at(files, 0.5, "standard")]
             for label, files in runs.items()}
     print(f"{'candidate':<28}" + "".join(f"{'ALL ' + SHORT[p]:>14}" for p in PROFILES)
-          + "".join(f"{'LOCO ' + SHORT[p]:>14}" for p in PROFILES))
+          + "".join(f"{'LOCO ' + SHORT[p]:>14}" for p in PROFILES) + f"{'AT 0.5 std':>14}")
     for label, vals in rows.items():
         print(f"{label:<28}" + "".join(fmt(v, 14) for v in vals))
     ordered = sorted(rows, key=_grid_order)
     for a, b in zip(ordered, ordered[1:]):
-        for i, what in ((0, "whole-corpus"), (3, "LOCO")):
+        for i, what in ((0, "whole-corpus"), (3, "LOCO"), (6, "live-alarm (0.5)")):
             jump = abs(rows[a][i] - rows[b][i])
             if jump > 3.0:
                 print(f"knife edge: {a} -> {b} moves the {what} standard score by {jump:.1f} points")
@@ -185,9 +265,10 @@ def _grid_order(label: str) -> float:
 
 
 def print_anchors(console: Sequence[ScoredFile], anchor_dir: Path, names: Sequence[str],
-                  labels: Mapping[str, Sequence[Sequence[str]]]) -> None:
-    """One table: the console and each published detector, same files, same scorer."""
-    detectors: dict[str, Sequence[ScoredFile]] = {"console": console}
+                  labels: Mapping[str, Sequence[Sequence[str]]], title: str = "console") -> None:
+    """One table: the detector scored (``title``) and each published detector, same files,
+    same scorer."""
+    detectors: dict[str, Sequence[ScoredFile]] = {title: console}
     for d in ANCHORS:
         detectors[ANCHOR_TITLES[d]] = anchor_corpus(anchor_dir, d, names, labels)
     cats = sorted({category_of(f) for f in console})
@@ -206,12 +287,16 @@ def print_anchors(console: Sequence[ScoredFile], anchor_dir: Path, names: Sequen
 
 
 def main(argv: list[str] | None = None) -> int:
+    live = DetectorConfig().series
+    names = detectors(live)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data_dir", type=Path)
     ap.add_argument("labels", type=Path)
     ap.add_argument("--out", type=Path, default=None, help="results folder (NAB layout); omitted = no files")
+    ap.add_argument("--detector", default=LIVE_DETECTOR, choices=list(names),
+                    help=f"detector to score (default {LIVE_DETECTOR!r}: the one the console runs live)")
     ap.add_argument("--loco", action="store_true", help="leave-one-category-out over --grid")
-    ap.add_argument("--grid", default="live", help="settings to choose from: " + ", ".join(grids(SeriesSettings())))
+    ap.add_argument("--grid", default="live", help="settings to choose from: " + ", ".join(grids(names["ensemble"])))
     ap.add_argument("--anchors", type=Path, default=None, help="published detectors' streams to score alongside")
     ap.add_argument("--cache", type=Path, default=None, help="folder keeping score streams between runs")
     ap.add_argument("--no-cost", action="store_true", help="skip the cost-per-step measurement")
@@ -220,22 +305,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not a folder: {args.data_dir}", file=sys.stderr)
         return 2
     labels = load_labels(args.labels)
-    live = DetectorConfig().series
-    all_grids = grids(live)
+    base = names[args.detector]
+    all_grids = grids(base)
     if args.grid not in all_grids:
-        print(f"unknown grid {args.grid!r}: choose from {', '.join(all_grids)}", file=sys.stderr)
+        print(f"unknown grid {args.grid!r} for {args.detector}: choose from {', '.join(all_grids)}",
+              file=sys.stderr)
+        return 2
+    try:
+        make_detector(for_file(base, WARM), 1, [(0.0, 1.0)])
+    except ImportError as exc:
+        print(f"detector {args.detector!r} is not available here: {exc}", file=sys.stderr)
         return 2
     corpus = load_corpus(args.data_dir, labels)
     t0 = time.perf_counter()
-    files = score_corpus(corpus, live, args.cache, args.out)
+    files = score_corpus(corpus, base, args.cache, args.out)
     elapsed = time.perf_counter() - t0
     rows = sum(f.scores.size for f in files)
     print(f"{len(files)} files, {sum(f.n_windows for f in files)} windows, run in {elapsed:.1f} s "
-          f"({rows} scored rows); live settings: {live}")
-    print("\nWhole corpus, live settings, NAB's threshold search (every distinct score):")
+          f"({rows} scored rows); detector {args.detector}: {base}")
+    print(f"\nWhole corpus, {args.detector}, NAB's threshold search (every distinct score):")
     print_corpus(files)
     if args.loco:
-        runs = {label: (files if s == live else score_corpus(corpus, s, args.cache))
+        runs = {label: (files if s == base else score_corpus(corpus, s, args.cache))
                 for label, s in all_grids[args.grid]().items()}
         print(f"\nLeave-one-category-out, settings chosen from grid {args.grid!r}:")
         print_loco(runs)
@@ -243,12 +334,12 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print_grid(runs)
     if args.anchors is not None:
-        print("\nSide by side, same files, same scorer (console = live settings):")
-        print_anchors(files, args.anchors, [s.name for s in corpus], labels)
+        print(f"\nSide by side, same files, same scorer ({args.detector} = its default settings):")
+        print_anchors(files, args.anchors, [s.name for s in corpus], labels, args.detector)
     if not args.no_cost:
         print()
         for n in (1, 8, 64):
-            med, mean = step_cost_us(live, n)
+            med, mean = step_cost_us(base, n)
             print(f"cost per step, {n:>2} series at once: median {med:6.0f} us, mean {mean:6.0f} us "
                   f"({mean / n:6.1f} us per series)")
     return 0

@@ -1,9 +1,12 @@
-"""NAB (Numenta Anomaly Benchmark): run the live series detector as a stream, and score it.
+"""NAB (Numenta Anomaly Benchmark): run a detector as a stream, and score it.
 
 The runner reads any folder in NAB's layout (``DATA/CATEGORY/FILE.csv`` with
 ``timestamp,value``, labels as ``{"CATEGORY/FILE.csv": [[start, end], ...]}``), feeds the rows
-one at a time to `SeriesDetector` with the console's live settings, and writes
+one at a time to a detector (by default `SeriesDetector` with the console's live settings; the
+settings' type says which detector: see `make_detector`), and writes
 ``RESULTS/DETECTOR/CATEGORY/DETECTOR_FILE.csv`` (``timestamp,value,anomaly_score,label``).
+Detectors that quantise values get what NAB gives every detector: the file's minimum and
+maximum (`value_range`) and, for CAD OSE, a rest period from the file's length (`for_file`).
 
 The scorer follows NAB's own rules (sweeper.py of numenta/NAB): probationary period
 (15% of rows, at most 750), per-window credit for the earliest detection weighted by the
@@ -19,13 +22,18 @@ import gzip
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from console.analytics.detectors.ensemble import EnsembleDetector, EnsembleSettings, PeerBank, PeerSettings
 from console.analytics.detectors.series import SeriesDetector, SeriesSettings
+
+#: Settings of any detector the runner can score; the type says which detector runs.
+AnySettings = SeriesSettings | EnsembleSettings | PeerSettings
 
 PROFILES: Mapping[str, Mapping[str, float]] = {
     "standard": {"tp": 1.0, "fp": 0.11, "fn": 1.0},
@@ -286,9 +294,45 @@ def read_series(path: Path) -> tuple[list[str], np.ndarray]:
     return stamps, np.asarray(values, dtype=np.float64)
 
 
-def run_stream(values: np.ndarray, settings: SeriesSettings | None = None) -> np.ndarray:
-    """Feed one series row by row to the live detector; no row sees the ones after it."""
-    det = SeriesDetector(1, settings)
+def value_range(values: np.ndarray) -> tuple[float, float]:
+    """The file's minimum and maximum, as NAB hands them to every detector (``inputMin`` /
+    ``inputMax``); only detectors that quantise values (here CAD OSE) read them."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    return float(finite.min()), float(finite.max())
+
+
+def make_detector(settings: AnySettings | None, n_series: int = 1,
+                  ranges: Sequence[tuple[float, float]] | None = None) -> Any:
+    """The detector the settings describe (`SeriesDetector` for None), over ``n_series``.
+
+    One place that turns settings into a detector, so the runner, the cost measurement and the
+    console build the same thing from the same settings.
+    """
+    if settings is None or isinstance(settings, SeriesSettings):
+        return SeriesDetector(n_series, settings)
+    if isinstance(settings, EnsembleSettings):
+        return EnsembleDetector(n_series, settings, ranges)
+    if isinstance(settings, PeerSettings):
+        return PeerBank(n_series, settings, ranges)
+    raise TypeError(f"no detector for {type(settings).__name__}")
+
+
+def for_file(settings: AnySettings | None, n_rows: int) -> AnySettings | None:
+    """The settings with NAB's per-file rules filled in: a peer's rest period left to NAB
+    (None) becomes a fifth of the file's probationary period, as NAB passes it to CAD OSE."""
+    peer = settings.peer if isinstance(settings, EnsembleSettings) else settings
+    if not isinstance(peer, PeerSettings) or peer.rest_period is not None:
+        return settings
+    filled = replace(peer, rest_period=int(probationary_length(n_rows) / 5.0))
+    return replace(settings, peer=filled) if isinstance(settings, EnsembleSettings) else filled
+
+
+def run_stream(values: np.ndarray, settings: AnySettings | None = None) -> np.ndarray:
+    """Feed one series row by row to a detector (the live series detector by default); no row
+    sees the ones after it. A peer alone gives its raw score, as its published stream does."""
+    det = make_detector(for_file(settings, values.shape[0]), 1, [value_range(values)])
     out = np.zeros(values.shape[0], dtype=np.float64)
     one = np.zeros(1)
     for i, v in enumerate(values):
@@ -346,7 +390,7 @@ def write_result(out_dir: Path, series: LabelledSeries, scores: np.ndarray,
 
 
 def run_corpus(data_dir: Path | Sequence[LabelledSeries], labels: Mapping[str, Sequence[Sequence[str]]],
-               out_dir: Path | None, settings: SeriesSettings | None = None,
+               out_dir: Path | None, settings: AnySettings | None = None,
                detector: str = DETECTOR_NAME) -> list[ScoredFile]:
     """Run every CSV under ``data_dir`` (or an already loaded corpus); write NAB-layout results
     when ``out_dir`` is given."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -185,3 +187,127 @@ def test_anchor_streams_are_scored_like_the_console(tmp_path: Path) -> None:
     assert res.threshold == 1.0 and res.score == pytest.approx(100.0)
     with pytest.raises(FileNotFoundError):
         nab.anchor_corpus(tmp_path, "HTM", ["cat/missing.csv"], labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmarks/run_nab.py: any detector, the same scorer
+# ---------------------------------------------------------------------------------------------
+
+
+def _runner() -> Any:
+    """benchmarks/run_nab.py as a module (benchmarks/ is not a package)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "run_nab.py"
+    spec = importlib.util.spec_from_file_location("run_nab_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FiresAbove:
+    """A stand-in peer: raw score 0.9 above the middle of its range, else 0.0."""
+
+    def __init__(self, lo: float, hi: float, rest_period: float) -> None:
+        self.mid = (lo + hi) / 2.0
+
+    def step(self, value: float) -> float:
+        return 0.9 if value > self.mid else 0.0
+
+
+@pytest.fixture()
+def fake_peer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from console.analytics.detectors import ensemble
+
+    monkeypatch.setattr(ensemble, "peer_factory", lambda kind: FiresAbove)
+
+
+def small_corpus(root: Path) -> tuple[Path, Path]:
+    """Two categories, one file each, a level shift inside each file's one window."""
+    ts = stamps(400)
+    labels = {}
+    for cat, seed in (("realThings", 1), ("otherThings", 2)):
+        data = root / "data" / cat
+        data.mkdir(parents=True)
+        values = np.random.default_rng(seed).normal(10, 1, 400)
+        values[300:] += 30
+        with (data / "thing.csv").open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["timestamp", "value"])
+            for t, v in zip(ts, values):
+                w.writerow([t.strftime("%Y-%m-%d %H:%M:%S"), f"{v:.3f}"])
+        labels[f"{cat}/thing.csv"] = [[f"{ts[290]:%Y-%m-%d %H:%M:%S}.000000",
+                                       f"{ts[320]:%Y-%m-%d %H:%M:%S}.000000"]]
+    (root / "labels.json").write_text(json.dumps(labels))
+    return root / "data", root / "labels.json"
+
+
+def test_runner_scores_a_chosen_detector_in_nab_layout(tmp_path: Path, fake_peer: None,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    data, labels = small_corpus(tmp_path)
+    out = tmp_path / "results"
+    rc = _runner().main([str(data), str(labels), "--detector", "context_ose", "--out", str(out),
+                         "--loco", "--no-cost"])
+    assert rc == 0
+    with (out / nab.DETECTOR_NAME / "realThings" / f"{nab.DETECTOR_NAME}_thing.csv").open() as fh:
+        rows = list(csv.reader(fh))[1:]
+    # The stand-in peer alone: its raw score, 0.9 exactly on the rows above the file's mid-range.
+    scores = [float(r[2]) for r in rows]
+    assert scores[:300] == [0.0] * 300 and scores[300:] == [0.9] * 100
+    printed = capsys.readouterr().out
+    assert "detector context_ose" in printed and "MEAN (categories w/ windows)" in printed
+
+
+def test_runner_refuses_an_unknown_detector_and_an_absent_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    data, labels = small_corpus(tmp_path)
+    runner = _runner()
+    with pytest.raises(SystemExit) as exc:
+        runner.main([str(data), str(labels), "--detector", "htm"])
+    assert exc.value.code == 2
+    from console.analytics.detectors import ensemble
+
+    monkeypatch.setitem(ensemble.PEERS, "context_ose", ("console.analytics.detectors.no_such_module", "X"))
+    assert runner.main([str(data), str(labels), "--detector", "ensemble", "--no-cost"]) == 2
+    assert "'ensemble' is not available here" in capsys.readouterr().err
+
+
+def test_cached_ensemble_stream_is_the_live_detector_s_stream(tmp_path: Path, fake_peer: None) -> None:
+    # The cache keeps each part's stream and combines them: the result must be exactly the
+    # ensemble stepped live, at every alarm level tried.
+    from console.analytics.detectors.ensemble import EnsembleSettings
+
+    runner = _runner()
+    data, labels = small_corpus(tmp_path)
+    series = nab.load_corpus(data, nab.load_labels(labels))[0]
+    for alarm in (0.6, 0.95):
+        s = EnsembleSettings(alarm=alarm)
+        cached = runner.cached_stream(series, s, tmp_path / "cache")
+        assert np.array_equal(cached, nab.run_stream(series.values, s))
+        alone = float(nab.run_stream(series.values, s.series).max())
+        assert cached.max() == pytest.approx(min(1.0, max(0.9, alone) * 0.5 / alarm))
+
+
+def test_ensemble_grids_vary_one_thing_and_keep_the_base_first() -> None:
+    from console.analytics.detectors.ensemble import EnsembleSettings, PeerSettings
+
+    runner = _runner()
+    base = EnsembleSettings(alarm=0.75)
+    g = runner.grids(base)
+    alarm = g["alarm"]()
+    assert next(iter(alarm.values())) == base
+    assert {(v.series, v.peer) for v in alarm.values()} == {(base.series, base.peer)}
+    z = g["z_alarm"]()
+    assert all(isinstance(v, EnsembleSettings) and v.peer == base.peer for v in z.values())
+    assert sorted({v.series.z_alarm for v in z.values()}) == [6.0, 7.0, 8.0, 9.0, 10.0]
+    assert list(runner.grids(PeerSettings())) == ["live"]
+
+
+@pytest.mark.parametrize(("rows", "rest"), [(400, 12), (4032, 120), (22695, 150)])
+def test_a_peer_left_to_nab_rests_a_fifth_of_the_probation(rows: int, rest: int) -> None:
+    from console.analytics.detectors.ensemble import EnsembleSettings, PeerSettings
+
+    assert nab.for_file(PeerSettings(), rows) == PeerSettings(rest_period=rest)
+    filled = nab.for_file(EnsembleSettings(), rows)
+    assert isinstance(filled, EnsembleSettings) and filled.peer == PeerSettings(rest_period=rest)
+    fixed = PeerSettings(rest_period=7)
+    assert nab.for_file(fixed, rows) is fixed  # a number is kept: it is what runs live
