@@ -3,6 +3,7 @@
 
     python scripts/stack.py start  --dir STATE_DIR   # munge, Slurm, slurmrestd, exporter, Prometheus, Alertmanager
     python scripts/stack.py start  --dir STATE_DIR --suite trixie|sid   # today's Slurm from a Debian root
+    python scripts/stack.py start  --dir STATE_DIR --accounting   # + MariaDB, slurmdbd, job history
     python scripts/stack.py status --dir STATE_DIR
     python scripts/stack.py config --dir STATE_DIR > lab.toml   # console config for this stack
     python scripts/stack.py env    --dir STATE_DIR   # `export AISC_SECRET_...=token` line for it
@@ -41,6 +42,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import stack_accounting  # scripts/: MariaDB, slurmdbd, associations, job history (--accounting)
 import stack_roots  # scripts/: Debian roots for today's Slurm (--suite)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,6 +52,7 @@ RULES_DIR = REPO / "resources" / "prometheus"
 EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_FAILED, EXIT_NO_STACK = 2, 3, 4, 5
 
 CLUSTER = "lab"
+SLURM_CLUSTER_NAME = "aisc-lab"  # slurm.conf's ClusterName (slurmdbd knows the cluster by it)
 SLURM_USER = "root"
 TOKEN_LIFESPAN_S = 4 * 3600
 OPENAPI_PLUGINS = "openapi/v0.0.38,openapi/v0.0.37,openapi/v0.0.36"
@@ -331,13 +334,16 @@ def wait_for(what: str, check, timeout_s: float, log: Path | None = None, proc: 
 # ---------------------------------------------------------------------------------------------
 
 
-def missing_packages() -> list[str]:
-    return [pkg for pkg, files in PACKAGES.items() if not all(glob.glob(f) for f in files)]
+def missing_packages(accounting_suite: str | None = None) -> list[str]:
+    """Host packages missing: the plain stack's, and with ``accounting_suite`` (the suite of an
+    accounting stack) those of its accounting half."""
+    extra = stack_accounting.packages(accounting_suite) if accounting_suite else {}
+    return [pkg for pkg, files in {**PACKAGES, **extra}.items() if not all(glob.glob(f) for f in files)]
 
 
-def ensure_packages() -> None:
+def ensure_packages(accounting_suite: str | None = None) -> None:
     """Install the Debian packages when missing; refuse plainly where that cannot be done."""
-    missing = missing_packages()
+    missing = missing_packages(accounting_suite)
     if not missing:
         return
     if os.geteuid() != 0:
@@ -358,7 +364,7 @@ def ensure_packages() -> None:
             tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
             raise StackError(f"cannot start the stack: `{' '.join(cmd)}` failed: " + " | ".join(tail),
                              EXIT_UNAVAILABLE)
-    still = missing_packages()
+    still = missing_packages(accounting_suite)
     if still:
         raise StackError("cannot start the stack: still missing after apt-get: " + ", ".join(still),
                          EXIT_UNAVAILABLE)
@@ -380,21 +386,31 @@ def world_traversable(path: Path) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-class Stack:
-    """One start of the stack: folders, ports, processes, and what gets written to stack.json."""
+class Stack(stack_accounting.AccountingMixin):
+    """One start of the stack: folders, ports, processes, and what gets written to stack.json.
+
+    With ``accounting`` it also runs MariaDB and slurmdbd, creates tenants' associations and
+    runs short jobs to their end (scripts/stack_accounting.py); without it, nothing of that.
+    """
 
     #: slurmrestd's -s plugins and the REST API versions they serve, newest first (Debian 12's
     #: Slurm 22.05 here; a root's newer Slurm has its own, see stack_roots.SUITES).
     openapi_plugins: str = OPENAPI_PLUGINS
     api_versions: tuple[str, ...] = ("v0.0.38", "v0.0.37", "v0.0.36")
+    failure = StackError
 
-    def __init__(self, state_dir: Path, python: str, exporter_module: str = "console.sim.exporter") -> None:
+    def __init__(self, state_dir: Path, python: str, exporter_module: str = "console.sim.exporter",
+                 accounting: bool = False) -> None:
         self.dir = state_dir
+        self.accounting = accounting
         self.python = python
         self.exporter_module = exporter_module
         self.logs = state_dir / "logs"
         self.procs: list[Proc] = []
-        self.info: dict = {"version": 1, "state_dir": str(state_dir), "cluster": CLUSTER, "processes": []}
+        self.info: dict = {"version": 1, "state_dir": str(state_dir), "cluster": CLUSTER, "processes": [],
+                           "slurm_cluster_name": SLURM_CLUSTER_NAME}
+        if accounting:
+            self.info["accounting"] = {}
         # slurmrestd runs as nobody and must read slurm.conf, and munged's socket folder must
         # be mode 755: pytest's tmp folders are 0700, so public files go to a folder of our own
         # under /tmp when STATE_DIR is not reachable by others.
@@ -457,6 +473,13 @@ class Stack:
         if port_in_use(port):
             raise StackError(f"port {port} chosen for {what} is taken by another process; try again")
 
+    def wait(self, what: str, check, timeout_s: float, log: Path | None = None,
+             proc: Proc | None = None) -> None:
+        wait_for(what, check, timeout_s, log, proc)
+
+    def owns_port(self, proc: Proc, port: int) -> bool:
+        return pid_owns_port(proc.pid, port)
+
     def wait_http(self, proc: Proc, port: int, path: str, what: str, timeout_s: float = 30,
                   headers: dict[str, str] | None = None, ok=(200,)) -> None:
         def ready() -> bool:
@@ -472,7 +495,8 @@ class Stack:
         t0 = time.monotonic()
         for sub in ("logs", "run", "slurmctld", "prometheus", "alertmanager", *(f"slurmd/{n}" for n in NODES)):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        names = ("ctld", *SLURM_NODES, "restd", "prometheus", "alertmanager", "exporter", "down")
+        names = ("ctld", *SLURM_NODES, "restd", "prometheus", "alertmanager", "exporter", "down",
+                 *(("mariadb", "dbd") if self.accounting else ()))
         ports = dict(zip(names, free_ports(len(names))))
         self.info["ports"] = ports
         self.info.update(shapes_info())
@@ -488,13 +512,21 @@ class Stack:
         self.save()
         self.write_slurm_config(ports)
         self.start_munge()
+        if self.accounting:
+            self.openapi_plugins = stack_accounting.restd_plugins(self.openapi_plugins)
+            self.start_mariadb(ports)
+            self.start_slurmdbd(ports, TEMPLATES)
         self.start_slurm(ports)
+        if self.accounting:
+            self.add_associations(SLURM_USER)
         self.start_exporter(ports)
         # Alertmanager first: an alert Prometheus fails to deliver waits a minute for its resend.
         self.start_alertmanager(ports)
         self.start_prometheus(ports)
         self.make_token()
         self.start_slurmrestd(ports)
+        if self.accounting:  # on nodes still free: before the job mix fills them
+            self.run_history()
         # DOWN and drained before the jobs (none may land there); DRAINING once its job runs.
         self.set_node_states([s for s in SHAPES if s.state and s.name != DRAINING_NODE])
         self.submit_jobs()
@@ -518,6 +550,9 @@ class Stack:
             "ctld_port": ports["ctld"], "munge_socket": self.public / "munge" / "munge.socket.2",
             "jwt_key": jwt_key, "state_dir": self.dir, "log_dir": self.logs, "node_lines": node_lines,
             "partition_lines": partition_lines(), "gres_lines": gres_lines(dev),
+            "accounting_lines": stack_accounting.slurm_conf_lines(
+                ports["dbd"] if self.accounting else None, self.public / "munge" / "munge.socket.2",
+                tuple(s.gres_type for s in SHAPES if s.slurm and s.gpus)),
         }
         for name in ("slurm.conf", "gres.conf"):
             text = string.Template((TEMPLATES / f"{name}.in").read_text()).substitute(values)
@@ -632,7 +667,8 @@ class Stack:
         os.chmod(script, 0o755)
         jobs = []
         first = ""
-        for name, account, opts, state, reason in JOBS:
+        mix = stack_accounting.job_mix(JOBS) if self.accounting else JOBS
+        for name, account, opts, state, reason in mix:
             opts = tuple(o.format(first=first) for o in opts)
             out = self.slurm("sbatch", "--parsable", "-J", name, f"--account={account}", "-t", "1-0",
                              "-o", str(self.logs / "job-%j.out"), *opts, str(script))
@@ -749,10 +785,13 @@ def stop(state_dir: Path, grace_s: float = 10.0) -> list[str]:
             ticks = proc_start_ticks(pid)
             if pid not in known and ticks is not None:
                 procs.append({"name": "slurmstepd", "pid": pid, "start_ticks": ticks})
-    # Leaves first, munged last: slurm daemons need munge to say goodbye to each other.
+    # Leaves first, munged last: slurm daemons need munge to say goodbye to each other, and
+    # slurmctld sends its last records to slurmdbd, which needs its database.
     order = ["slurmstepd", "slurmrestd", "prometheus", "alertmanager", "exporter"]
+    tail = ["slurmctld", "slurmdbd", "mariadb"]
     rank = lambda p: (order.index(p["name"]) if p["name"] in order else
-                      len(order) + (0 if p["name"].startswith("slurmd") else 1 if p["name"] == "slurmctld" else 2))
+                      len(order) + (0 if p["name"].startswith("slurmd-") else
+                                    1 + tail.index(p["name"]) if p["name"] in tail else 1 + len(tail)))
     live = [p for p in sorted(procs, key=rank) if is_ours(p)]
     for p in live:
         try:
@@ -837,6 +876,9 @@ def main(argv: list[str] | None = None) -> int:
                     default=os.environ.get("AISC_STACK_EXPORTER_MODULE", "console.sim.exporter"),
                     help="module run with `python -m` as the DCGM exporter "
                          "(env AISC_STACK_EXPORTER_MODULE)")
+    ap.add_argument("--accounting", action="store_true",
+                    help="also run MariaDB and slurmdbd (accounts with GPU quotas, a QOS, finished "
+                         "jobs) and serve slurmrestd's /slurmdb/ endpoints")
     ap.add_argument("--suite", choices=["bookworm", *stack_roots.SUITES], default="bookworm",
                     help="Slurm from the host's Debian 12 packages (bookworm: 22.05), or from a "
                          "cached Debian root: trixie (24.11), sid (26.05 with Prometheus 3.5 and "
@@ -849,16 +891,19 @@ def main(argv: list[str] | None = None) -> int:
                 raise StackError(f"a stack is already recorded in {state_dir}; stop it first", EXIT_USAGE)
             if sys.platform != "linux":
                 raise StackError("cannot start the stack: it needs Linux (Debian packages)", EXIT_UNAVAILABLE)
-            ensure_packages()
+            ensure_packages(args.suite if args.accounting else None)
             if os.geteuid() != 0:
                 raise StackError("cannot start the stack: it must run as root (slurmd runs jobs as "
                                  "their users and slurmrestd is dropped to nobody)", EXIT_UNAVAILABLE)
             state_dir.mkdir(parents=True, exist_ok=True)
             if args.suite == "bookworm":
-                stack = Stack(state_dir, args.python, args.exporter_module)
+                stack = Stack(state_dir, args.python, args.exporter_module, accounting=args.accounting)
             else:
                 stack_roots.build(args.suite)
-                stack = RootStack(state_dir, args.python, args.exporter_module, suite=args.suite)
+                if args.accounting:
+                    stack_roots.add_accounting(args.suite)
+                stack = RootStack(state_dir, args.python, args.exporter_module, suite=args.suite,
+                                  accounting=args.accounting)
             try:
                 stack.start()
             except BaseException:

@@ -216,6 +216,67 @@ def build(suite_name: str, log: Path | None = None) -> dict:
                 remove_tree(tmp)
 
 
+#: Packages the accounting half of a stack (``stack.py --accounting``) needs in a root. Its
+#: database server is the host's MariaDB (scripts/stack_accounting.py says why).
+ACCOUNTING_PACKAGES = ("slurmdbd",)
+
+
+def add_accounting(suite_name: str) -> dict:
+    """Install slurmdbd into a cached root (once); return its stamp.
+
+    Why not at build time: most stacks need no accounting, and a root built before it existed
+    stays usable. ``apt-get`` runs inside the root with a ``policy-rc.d`` that forbids starting
+    services (the stack starts its own MariaDB, never a root-wide one), and the stamp gains an
+    ``accounting`` entry with the versions only once the install succeeded.
+    """
+    done = stamp(suite_name)
+    if done is None:
+        raise RootUnavailable(f"the {suite_name} root is not built")
+    if done.get("accounting"):
+        return done
+    if os.geteuid() != 0:
+        raise RootUnavailable(f"cannot add slurmdbd to the {suite_name} root: it needs root")
+    root = root_path(suite_name)
+    with open(CACHE / f".{suite_name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = stamp(suite_name) or {}
+        if done.get("accounting"):
+            return done
+        policy = root / "usr" / "sbin" / "policy-rc.d"
+        policy.write_text("#!/bin/sh\n# scripts/stack_roots.py: no services start in a test root\nexit 101\n")
+        os.chmod(policy, 0o755)
+        log = CACHE / f"{suite_name}.accounting.log"
+        points = mount_all(root, ["/etc/resolv.conf"])  # apt needs the host's name server
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        try:
+            with open(log, "w") as out:
+                # sid's Release file may be past its Valid-Until on a machine whose clock runs
+                # ahead of the mirror's snapshot; the root was built from that same mirror.
+                apt = ["apt-get", "-o", "Acquire::Check-Valid-Until=false"]
+                for cmd in ([*apt, "update"],
+                            [*apt, "install", "-y", "--no-install-recommends", *ACCOUNTING_PACKAGES]):
+                    res = subprocess.run(in_root(root, cmd), env=env, stdout=out,
+                                         stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT_S)
+                    if res.returncode != 0:
+                        tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+                        raise RootUnavailable(f"installing {', '.join(ACCOUNTING_PACKAGES)} in the "
+                                              f"{suite_name} root failed (see {log}): {tail}")
+        except subprocess.TimeoutExpired:
+            raise RootUnavailable(f"installing slurmdbd in the {suite_name} root took over "
+                                  f"{BUILD_TIMEOUT_S} s") from None
+        finally:
+            unmount(points, root)
+        versions = package_versions(root, ACCOUNTING_PACKAGES)
+        missing = [p for p in ACCOUNTING_PACKAGES if p not in versions]
+        if missing:
+            raise RootUnavailable(f"the {suite_name} root lacks {', '.join(missing)} after apt-get")
+        done["accounting"] = versions
+        tmp = root / (STAMP + ".tmp")
+        tmp.write_text(json.dumps(done, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, root / STAMP)
+        return done
+
+
 def build_many(suites: list[str]) -> dict[str, dict | RootUnavailable]:
     """Build several roots at once (debootstrap mostly waits on the network and dpkg)."""
     results: dict[str, dict | RootUnavailable] = {}
@@ -344,7 +405,7 @@ class InRoot:
                           "root_versions": done["versions"], "mounts": []})
 
     def runs_in_root(self, name: str) -> bool:
-        if name in ("munged", "slurmctld", "slurmrestd") or name.startswith("slurmd"):
+        if name in ("munged", "slurmctld", "slurmrestd", "slurmdbd") or name.startswith("slurmd"):
             return True
         return self.suite.own_monitoring and name in ("prometheus", "alertmanager")
 
@@ -433,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the roots not yet cached (concurrently)")
     b.add_argument("suites", nargs="*", default=list(SUITES))
+    b.add_argument("--accounting", action="store_true",
+                   help="also install slurmdbd and MariaDB into them (stack.py --accounting)")
     sub.add_parser("status", help="list the cached roots and their versions")
     rm = sub.add_parser("remove", help="delete a cached root (refused while a stack uses it)")
     rm.add_argument("suite", choices=list(SUITES))
@@ -443,6 +506,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         t0 = time.monotonic()
         results = build_many(args.suites)
+        for name, res in list(results.items()):
+            if args.accounting and not isinstance(res, RootUnavailable):
+                try:
+                    results[name] = add_accounting(name)
+                except RootUnavailable as exc:
+                    results[name] = exc
         code = 0
         for name, res in results.items():
             if isinstance(res, RootUnavailable):

@@ -70,6 +70,36 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
+def accounting_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack with slurmdbd (``stack.py start --accounting``): tenants with GPU quotas and
+    finished jobs. One per session, apart from ``stack`` (whose Slurm has no accounting).
+    ``AISC_ACCOUNTING_SUITE=trixie|sid`` runs it on a root's Slurm instead of Debian 12's."""
+    suite = os.environ.get("AISC_ACCOUNTING_SUITE", "bookworm")
+    state = tmp_path_factory.mktemp("accounting")
+    cmd = [sys.executable, str(STACK_SCRIPT), "start", "--accounting", "--suite", suite, "--dir", str(state)]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    except subprocess.TimeoutExpired:
+        subprocess.run([sys.executable, str(STACK_SCRIPT), "stop", "--dir", str(state)],
+                       capture_output=True, timeout=120)
+        raise
+    if res.returncode == EXIT_UNAVAILABLE:
+        skip_or_fail(res.stderr.strip().removeprefix("stack: ") or "scripts/stack.py exited with 3")
+    if res.returncode != 0:
+        pytest.fail(f"scripts/stack.py start --accounting failed ({res.returncode}): {res.stderr.strip()}")
+    info = json.loads((state / "stack.json").read_text())
+    try:
+        yield (RootStack if info.get("root") else Stack)(state, info)
+    finally:
+        stop = subprocess.run([sys.executable, str(STACK_SCRIPT), "stop", "--dir", str(state)],
+                              capture_output=True, text=True, timeout=120)
+        assert stop.returncode == 0, stop.stderr
+        after = json.loads((state / "stack.json").read_text())
+        left = [p for p in after["processes"] if is_running(p)]
+        assert not left, f"processes left running after stop: {left}"
+
+
+@pytest.fixture(scope="session")
 def root_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RootStack | str]]:
     """The Debian-root stacks of the matrix (Slurm 24.11, 26.05), started concurrently.
 
