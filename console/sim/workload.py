@@ -13,6 +13,7 @@ belongs to at most one job and allocated GPUs never exceed installed GPUs by con
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,9 @@ class Workload:
         self.quota = np.array([max(gpus_per_node, int(p.quota_share * total)) for p in profiles])
         self.user_cap = max(gpus_per_node, total // 6)
         self.last_job_of_user: dict[str, int] = {}
+        #: Called with the slot of every job that ends, before its row may be recycled (the
+        #: simulator's accounting history, console/sim/accounting.py, records it there).
+        self.on_end: Callable[[int], None] | None = None
         self._tune_rates()
 
     # -- sampling -----------------------------------------------------------------------------
@@ -223,6 +227,8 @@ class Workload:
         c["hung"][slot] = False
         if exit_code is not None:
             c["exit"][slot] = exit_code
+        if self.on_end is not None:
+            self.on_end(slot)
         self.store.finish(slot)
 
     def complete_due(self, t: float) -> None:
