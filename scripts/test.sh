@@ -25,11 +25,12 @@ if ! .venv/bin/python -c "from PySide6.QtWidgets import QApplication; QApplicati
     fi
 fi
 
-# The real servers' Debian packages (also promtool, which the rule tests call): installed before
+# The real servers' Debian packages (also promtool, which the rule tests call, and slurmdbd with
+# MariaDB for the accounting stack): installed before
 # the run so that no test skips for a package the integration stack would install later anyway.
 # Where they cannot be installed, the tests concerned say why (and fail under CI=true).
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    .venv/bin/python -c "import sys; sys.path.insert(0, 'scripts'); import stack; stack.ensure_packages()" \
+    .venv/bin/python -c "import sys; sys.path.insert(0, 'scripts'); import stack; stack.ensure_packages('bookworm')" \
         || echo "warning: the stack's Debian packages could not be installed" >&2
 fi
 
