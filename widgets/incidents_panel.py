@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import time
 
-from PySide6.QtCore import Qt, QUrl, Slot
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView, QHeaderView, QLabel, QSplitter, QTextBrowser, QTreeWidget,
@@ -68,11 +68,16 @@ class IncidentsPanel(Panel):
     """Top cause hypotheses (frame.causes) with evidence, action and drill-down links."""
 
     title = "Incidents"
+    #: The operator asked for the timeline of this incident (a `Cause`): the journal's
+    #: timeline dialog answers it where a journal is kept (widgets/timeline_install.py).
+    timeline_requested = Signal(object)
 
     def __init__(self, context: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
         self._causes: tuple[Cause, ...] = ()
+        #: Set where a journal answers `timeline_requested` (then each incident links to it).
+        self.timeline_available = False
         self.header = PanelHeader(self.title, self)
         self.list = QTreeWidget(self)
         self.list.setObjectName("IncidentsList")
@@ -172,6 +177,10 @@ class IncidentsPanel(Panel):
             nav.tenant_requested.emit(key)
         elif kind == "rack":
             nav.rack_requested.emit(key)
+        elif kind == "timeline":
+            c = next((c for c in self._causes if c.id == key), None)
+            if c is not None:
+                self.timeline_requested.emit(c)
         elif kind == "group":
             c = next((c for c in self._causes if c.id == key), None)
             if c is not None:
@@ -213,5 +222,7 @@ class IncidentsPanel(Panel):
         links += [link(f"tenant:{t}", f"tenant {t}") for t in c.tenants[:40]]
         if links:
             parts.append("<p><b>Open:</b> " + " \u00b7 ".join(links) + "</p>")
+        if self.timeline_available:  # only where a journal is kept
+            parts.append("<p>" + link(f"timeline:{c.id}", "Timeline of this incident") + "</p>")
         self.details.setHtml("".join(parts))
 
