@@ -13,8 +13,12 @@ from console.model import Frame
 
 
 def render_snapshot(frame: Frame, out_path: str | Path, size: tuple[int, int] = (1920, 1080),
-                    font_scale: float = 1.0, presentation: bool = False) -> Path:
-    """Write a PNG of the dashboard showing `frame`; returns the path written."""
+                    font_scale: float = 1.0, presentation: bool = False,
+                    deadman: object | None = None, layout: str | None = None) -> Path:
+    """Write a PNG of the dashboard showing `frame`; returns the path written.
+
+    ``deadman``: the `console.deadman.DeadmanSettings` of the BLIND banner (defaults if None).
+    """
     from widgets.app import create_app
 
     app = create_app(font_scale)
@@ -24,6 +28,13 @@ def render_snapshot(frame: Frame, out_path: str | Path, size: tuple[int, int] = 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     window = MainWindow(PanelContext(), persist=False, presentation=presentation)
+    if layout is not None and not presentation:
+        window.set_named_layout(layout)  # "NOC wall", "triage", "capacity" (ValueError if not)
+    from console.deadman import DeadmanSettings
+    from widgets.deadman_banner import attach_deadman
+
+    # As live: a blind console says so in the picture too.
+    attach_deadman(window, deadman if isinstance(deadman, DeadmanSettings) else DeadmanSettings())
     try:
         # Fixed, not just resized: an explicit size beats the layout's minimum, so the PNG is
         # exactly the size asked for even when it is smaller than the dashboard would like.
@@ -34,6 +45,45 @@ def render_snapshot(frame: Frame, out_path: str | Path, size: tuple[int, int] = 
         window.render_all()
         app.sendPostedEvents()
         window.render_all()  # panels that plan their geometry from their size plan it again
+        app.sendPostedEvents()
+        pixmap = window.grab()
+        if not pixmap.save(str(out), "PNG"):
+            raise OSError(f"could not write {out}")
+    finally:
+        window.close()
+        window.deleteLater()
+        app.sendPostedEvents()
+    return out
+
+
+def render_presentation(frame: Frame, out_path: str | Path, scene: str = "headline",
+                        size: tuple[int, int] = (1920, 1080), settings: object | None = None,
+                        deadman: object | None = None) -> Path:
+    """Write a PNG of presentation scene ``scene`` showing ``frame``; returns the path written.
+
+    The same window as the live presentation mode, at ``size``, with the scene drawn at once
+    (no cross-fade, no timers). ``settings``: a `PresentationSettings` (defaults if None).
+    """
+    from widgets.app import create_app
+
+    app = create_app(1.0)
+    from console.deadman import DeadmanSettings
+    from console.presentation_settings import PresentationSettings
+    from widgets.presentation.window import PresentationWindow, with_scene
+
+    pres = settings if isinstance(settings, PresentationSettings) else PresentationSettings()
+    dead = deadman if isinstance(deadman, DeadmanSettings) else DeadmanSettings()
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    window = PresentationWindow(with_scene(pres, scene), dead)
+    try:
+        window.setFixedSize(*size)
+        window.show()
+        app.sendPostedEvents()
+        window.show_frame(frame)
+        window.render_now()
+        app.sendPostedEvents()
+        window.render_now()
         app.sendPostedEvents()
         pixmap = window.grab()
         if not pixmap.save(str(out), "PNG"):

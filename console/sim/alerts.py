@@ -21,6 +21,8 @@ from console.model import Alert, Matcher, NodeState, Severity, Silence
 if TYPE_CHECKING:
     from console.sim.cluster import SimCluster
 
+#: The always-firing alert's name (Alertmanager's convention).
+WATCHDOG = "Watchdog"
 _SEV = {"critical": Severity.CRITICAL, "warning": Severity.WARNING, "info": Severity.INFO}
 
 
@@ -142,12 +144,33 @@ class AlertBook:
                 annotations=ann, silenced_by=by, source="simulator",
                 node=labels.get("Hostname"), gpu=g, job_id=job_id, rack=labels.get("rack"),
                 tenant=tenant))
+        now_alerts.append(self._watchdog(now, sil, seen))
         for fp in list(self.since):
             if fp not in seen:
                 del self.since[fp]
         now_alerts.sort(key=lambda a: (int(a.severity), a.starts_at, a.name, a.node or "", a.gpu or 0))
         self.current = now_alerts
         return now_alerts
+
+
+    def _watchdog(self, now: float, silences: list[Silence], seen: set[str]) -> Alert:
+        """The always-firing alert a site's Alertmanager carries (``vector(1)``): the console's
+        dead-man's switch watches for it, so the simulated cluster fires it like a real one
+        (resources/prometheus/console-rules.yml ships the same rule), or the console would call
+        its own demo blind."""
+        labels = {"alertname": WATCHDOG, "severity": "info", "cluster": self.cluster,
+                  "job": "prometheus"}
+        fp = fingerprint(labels)
+        seen.add(fp)
+        by = tuple(x.id for x in silences if matches(x.matchers, labels))
+        return Alert(
+            fingerprint=fp, name=WATCHDOG, severity=Severity.INFO,
+            state="silenced" if by else "firing", starts_at=self.since.setdefault(fp, now),
+            labels=labels, silenced_by=by, source="simulator",
+            annotations={"summary": "Always firing, so that a silent alert path is noticed",
+                         "description": "This alert fires at all times. If it stops, alert "
+                                        "delivery is broken somewhere between the rules and "
+                                        "the console."})
 
 
 def _bits(throttle: np.ndarray, bit: int) -> np.ndarray:
