@@ -55,6 +55,8 @@ HEADERS = ("Severity", "Alert", "Where", "State", "Age", "Source")
 COLUMN_WIDTHS = (130, 300, 210, 90, 80, 170)
 #: The alert's name and summary elide first; where, state and age always show whole.
 FREE_TEXT_COLUMNS = frozenset({COL_ALERT})
+#: Read at every glance: severity, what, where, state and how long, never scrolled to.
+KEEP_VISIBLE = frozenset({COL_SEVERITY, COL_ALERT, COL_WHERE, COL_STATE, COL_AGE})
 COLUMN_SAMPLES = {COL_SEVERITY: "\u25b2 critical", COL_WHERE: "n0017 GPU 0",
                   COL_STATE: "inhibited", COL_AGE: "23 h 59 min", COL_SOURCE: "detected by console"}
 KEY_ROLE = int(Qt.ItemDataRole.UserRole) + 1

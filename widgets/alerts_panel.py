@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, QRect, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
     QHBoxLayout, QHeaderView, QLabel, QLayout, QLayoutItem, QLineEdit, QMessageBox, QPushButton,
@@ -28,7 +29,8 @@ from console.actions import ActionResult, ack_matchers, format_matchers
 from console.model import Frame, Severity, Silence
 from widgets import theme as theme_mod
 from widgets.alerts_model import (
-    COLUMN_SAMPLES, COLUMN_WIDTHS, FREE_TEXT_COLUMNS, GROUP_MODE_LABELS, GROUP_MODES, AlertRow,
+    COLUMN_SAMPLES, COLUMN_WIDTHS, FREE_TEXT_COLUMNS, GROUP_MODE_LABELS, GROUP_MODES, KEEP_VISIBLE,
+    AlertRow,
     AlertsTreeModel,
 )
 from widgets.formatting import fmt_duration
@@ -40,6 +42,10 @@ from widgets.theme import SEVERITY_WORDS, PanelHeader
 ACK_DURATIONS = (("15 minutes", 900), ("1 hour", 3600), ("4 hours", 14400),
                  ("12 hours", 43200), ("24 hours", 86400))
 NO_ACTIONS = "actions are not available in this mode (read-only)"
+#: Shown in the empty details pane: how to work the list without a mouse.
+KEYBOARD_HINT = ("Keyboard: \u2191 \u2193 choose an alert \u00b7 Enter opens its GPU, node or job "
+                 "\u00b7 Ctrl+Shift+A acknowledges \u00b7 Ctrl+Shift+S silences \u00b7 "
+                 "Ctrl+F filters \u00b7 Ctrl+K finds anything")
 #: Silences table widths at 14 px text (state, matchers, created by, comment, ends in).
 SILENCE_COLUMN_WIDTHS = (150, 380, 110, 320, 90)
 
@@ -229,7 +235,7 @@ class AlertsPanel(Panel):
         self.tree.header().setStretchLastSection(True)
         self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.column_sizer = ColumnSizer(self.tree, COLUMN_WIDTHS, free_text=FREE_TEXT_COLUMNS,
-                                        samples=COLUMN_SAMPLES)
+                                        samples=COLUMN_SAMPLES, keep_visible=KEEP_VISIBLE)
 
         self.silences_table = QTableWidget(0, 5, self)
         self.silences_table.setHorizontalHeaderLabels(
@@ -251,6 +257,7 @@ class AlertsPanel(Panel):
         self.details = QTextBrowser(self)
         self.details.setObjectName("AlertDetails")
         self.details.setOpenLinks(False)
+        self.details.setTabChangesFocus(True)  # Tab goes on to the links and actions
         self.link_buttons: dict[str, QPushButton] = {}
         links = FlowLayout(spacing=6)  # wraps: five links never fit a narrow pane at any scale
         for key in ("node", "gpu", "job", "tenant", "rack"):
@@ -277,12 +284,13 @@ class AlertsPanel(Panel):
         rl.addLayout(links)
         rl.addLayout(acts)
         rl.addWidget(self.status_label)
-        split = QSplitter(Qt.Orientation.Horizontal, self)
+        split = self.split = QSplitter(Qt.Orientation.Horizontal, self)
         split.addWidget(self.tabs)
         split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([1000, 520])
+        self.split_mode = ""  # "side" | "stacked" | "list", see `fit_split`
 
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 0, 6, 0)
@@ -308,6 +316,7 @@ class AlertsPanel(Panel):
         self.tree.expanded.connect(lambda i: self._collapsed.discard(self._group_key(i)))
         self.tree.collapsed.connect(lambda i: self._collapsed.add(self._group_key(i)))
         self.tree.viewport().installEventFilter(self)
+        self.tree.installEventFilter(self)  # Enter opens the selected alert's place
         self.silences_table.itemSelectionChanged.connect(self._update_buttons)
         self.tabs.currentChanged.connect(lambda _i: self._update_buttons())
         self.ack_button.clicked.connect(self.acknowledge_selected)
@@ -419,6 +428,13 @@ class AlertsPanel(Panel):
 
     # --- internals ----------------------------------------------------------------------------------
 
+    def refusal(self, action: str) -> str | None:
+        """Why ``action`` ("acknowledge", "silence") cannot be done now, in words; None when
+        it can (the keyboard shortcuts say this instead of doing nothing)."""
+        if action == "acknowledge":
+            return self._ack_reason(self.selected_row())
+        return self.capabilities().get("create_silence")
+
     def _ack_reason(self, row: AlertRow | None) -> str | None:
         if row is None:
             return "select an alert"
@@ -483,8 +499,10 @@ class AlertsPanel(Panel):
 
     def _show_details(self, row: AlertRow | None) -> None:
         if row is None:
-            self.details.setHtml("<p style='color:#8a919e'>Select an alert to see its labels, "
-                                 "annotations and links.</p>")
+            self.details.setHtml(f"<p style='color:{theme_mod.current().text_dim}'>"
+                                 "Select an alert to see its labels, annotations and links."
+                                 "</p><p style='color:"
+                                 f"{theme_mod.current().text_dim}'>{KEYBOARD_HINT}</p>")
             for b in self.link_buttons.values():
                 b.setVisible(False)
             return
@@ -566,7 +584,48 @@ class AlertsPanel(Panel):
         if kind is not None:
             self.open_link(kind)
 
+    #: Below this width (at 14 px text) the details pane goes under the list, not beside it.
+    SIDE_BY_SIDE_MIN_W = 1100
+    #: Below this height as well, the list alone (the details pane is dragged open, or
+    #: the triage layout, Ctrl+Alt+2, gives the panel the room for both).
+    STACKED_MIN_H = 480
+
+    def fit_split(self) -> str:
+        """Place the details pane for the panel's size: beside the list when the panel is
+        wide, under it when tall, else collapsed so the list keeps its rows (a half-width,
+        third-height dock showed five alerts beside an empty pane). Changes only when the
+        mode changes, so the operator's own drag of the handle survives a resize."""
+        th = theme_mod.current()
+        w, h = self.split.width(), self.split.height()
+        mode = ("side" if w >= th.px(self.SIDE_BY_SIDE_MIN_W) else
+                "stacked" if h >= th.px(self.STACKED_MIN_H) else "list")
+        if mode == self.split_mode:
+            return mode
+        self.split_mode = mode
+        if mode == "side":
+            self.split.setOrientation(Qt.Orientation.Horizontal)
+            self.split.setSizes([round(w * 0.64), w - round(w * 0.64)])
+        elif mode == "stacked":
+            self.split.setOrientation(Qt.Orientation.Vertical)
+            self.split.setSizes([round(h * 0.6), h - round(h * 0.6)])
+        else:
+            self.split.setOrientation(Qt.Orientation.Horizontal)
+            self.split.setSizes([w, 0])
+        return mode
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self.layout().activate()  # the splitter's size for this panel size, now
+        self.fit_split()
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (watched is self.tree and event.type() == QEvent.Type.KeyPress
+                and isinstance(event, QKeyEvent)
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)):
+            index = self.tree.currentIndex()
+            if index.isValid() and self.model.row_at(index) is not None:
+                self._on_double_clicked(index)
+                return True
         if watched is self.tree.viewport():
             if event.type() == QEvent.Type.Enter:
                 self.model.set_order_frozen(True)

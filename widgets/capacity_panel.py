@@ -124,12 +124,12 @@ class CapacityPanel(Panel):
         self._installed = -1.0
         self.curves: dict[str, pg.PlotDataItem] = {}
         for key, name, colour, width, style in CURVES:
-            pen = pg.mkPen(colour, width=width, style=style)
+            pen = pg.mkPen(th.series.get(key, colour), width=width, style=style)  # per theme
             curve = self.plot.plot([], [], pen=pen, connect="finite")
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
             self.curves[key] = curve
-        fill_colour = pg.mkColor(CURVES[-1][2])
+        fill_colour = pg.mkColor(th.series.get(CURVES[-1][0], CURVES[-1][2]))
         fill_colour.setAlpha(50)
         self.curves["delivered_pf"].setFillLevel(0.0)
         self.curves["delivered_pf"].setFillBrush(pg.mkBrush(fill_colour))
@@ -167,6 +167,7 @@ class CapacityPanel(Panel):
             glyph = LINE_GLYPHS.get(style, "\u2501")
             weight = "bold" if width >= 3 else "normal"
             text = text.replace(" ", "&nbsp;")  # an entry wraps as a whole, never inside
+            colour = _theme.current().series.get(key, colour)
             parts.append(f'<span style="color:{colour}; font-weight:{weight}">{glyph}</span>&nbsp;{text}')
         html = " &nbsp;&nbsp; ".join(parts)
         if self.legend.text() != html:

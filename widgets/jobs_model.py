@@ -43,8 +43,12 @@ HEADERS = ("Job", "Name", "User", "Tenant", "Partition", "State", "GPUs", "Nodes
 #: Fixed widths in pixels at 14 px text (resizeColumnsToContents costs 173 ms at 50k rows);
 #: `widgets.tables.ColumnSizer` scales them with the font.
 COLUMN_WIDTHS = (96, 170, 100, 210, 104, 92, 64, 170, 110, 290)
-#: Names and reasons: these elide first when a larger font meets a narrow dock.
-FREE_TEXT_COLUMNS = frozenset({COL_NAME, COL_USER, COL_TENANT, COL_REASON})
+#: Names, reasons and node lists: these elide first when a larger font meets a narrow dock
+#: (the node count leads the Nodes cell, so eliding it cuts only the host list).
+FREE_TEXT_COLUMNS = frozenset({COL_NAME, COL_USER, COL_TENANT, COL_REASON, COL_NODES})
+#: What a queue reader needs every minute, fully on screen without scrolling sideways.
+KEEP_VISIBLE = frozenset({COL_ID, COL_TENANT, COL_STATE, COL_GPUS, COL_TIME, COL_NODES,
+                          COL_REASON})
 #: Typical widest values of the other columns (sized so these show whole at any font scale).
 COLUMN_SAMPLES = {COL_ID: "1000000", COL_GPUS: "1,024", COL_TIME: "23 h 59 min",
                   COL_STATE: "pending"}

@@ -18,7 +18,7 @@ from console.model import Frame
 from widgets.formatting import fmt_int
 from widgets.jobs_model import (COL_GPUS, COL_ID, COL_NAME, COL_NODES, COL_PARTITION, COL_REASON,
                                 COL_STATE, COL_TENANT, COL_TIME, COL_USER, COLUMN_SAMPLES,
-                                COLUMN_WIDTHS, FREE_TEXT_COLUMNS, JobsTableModel)
+                                COLUMN_WIDTHS, FREE_TEXT_COLUMNS, KEEP_VISIBLE, JobsTableModel)
 from widgets.tables import ColumnSizer, setup_row_table
 from widgets.panel import Panel, PanelContext
 from widgets.theme import PanelHeader
@@ -27,8 +27,8 @@ STATE_CHOICES = (("All jobs", "all"), ("Running", "running"), ("Pending", "pendi
 ROW_HEIGHT = 26
 
 
-VISUAL_ORDER = (COL_ID, COL_TENANT, COL_STATE, COL_GPUS, COL_TIME, COL_REASON, COL_PARTITION,
-                COL_NODES, COL_NAME, COL_USER)
+VISUAL_ORDER = (COL_ID, COL_TENANT, COL_STATE, COL_GPUS, COL_TIME, COL_NODES, COL_REASON,
+                COL_PARTITION, COL_NAME, COL_USER)
 
 
 class JobsTableView(QTableView):
@@ -43,12 +43,13 @@ class JobsTableView(QTableView):
         hh = self.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(True)
-        self.column_sizer = ColumnSizer(self, COLUMN_WIDTHS, free_text=FREE_TEXT_COLUMNS,
-                                        samples=COLUMN_SAMPLES)
         # What a queue reader needs first stays on screen in a half-width dock: who, what state,
-        # how many GPUs, how long, and why it waits. Visual order only; the model is unchanged.
+        # how many GPUs, how long, where, and why it waits. Visual order only; the model is
+        # unchanged. Set before the sizer, which fits the columns in their visual order.
         for visual, col in enumerate(VISUAL_ORDER):
             hh.moveSection(hh.visualIndex(col), visual)
+        self.column_sizer = ColumnSizer(self, COLUMN_WIDTHS, free_text=FREE_TEXT_COLUMNS,
+                                        samples=COLUMN_SAMPLES, keep_visible=KEEP_VISIBLE)
         # Pending first (the queue is what operators come to this table for), oldest job first.
         hh.setSortIndicator(COL_STATE, Qt.SortOrder.AscendingOrder)
         self.setSortingEnabled(True)

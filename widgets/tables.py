@@ -4,7 +4,12 @@ Models keep their own rows (a numpy permutation of a columnar table, or a list) 
 ``_row_count`` and ``data``; this base supplies the Qt boilerplate once so that the jobs,
 tenants and fleet tables behave identically (left-aligned headers that the sort arrow cannot
 cover, selectable rows, no editing), and `ColumnSizer` keeps their column widths right when the
-text grows for a wall screen.
+text grows for a wall screen and when the dock is narrower than the table.
+
+No horizontal scrolling for what an operator reads every minute: a table names those columns
+(``keep_visible``) and the sizer narrows its free-text columns (names, reasons), which elide,
+until every one of them ends inside the viewport; numbers are never narrowed below their
+widest typical value, so a figure is never cut.
 """
 
 from __future__ import annotations
@@ -75,6 +80,9 @@ HEADER_PADDING = 2 * 6 + 1
 CELL_PADDING = 12
 #: The window size the design widths were chosen for.
 DESIGN_SIZE = (1920, 1080)
+#: The narrowest a free-text column gets when the table must fit its dock (at 14 px text):
+#: about nine characters, enough to tell "The Chine…" from "The Hong…".
+FREE_TEXT_FLOOR = 100
 
 
 def header_text_width(header: QHeaderView, text: str) -> int:
@@ -110,14 +118,18 @@ class ColumnSizer(QObject):
     """
 
     def __init__(self, view: QAbstractItemView, widths: Sequence[int], *,
-                 free_text: Collection[int] = (), samples: Mapping[int, str] | None = None) -> None:
+                 free_text: Collection[int] = (), samples: Mapping[int, str] | None = None,
+                 keep_visible: Collection[int] = ()) -> None:
         super().__init__(view)
         self.view = view
         self.widths = tuple(widths)
         self.free_text = frozenset(free_text)
         self.samples = dict(samples or {})
-        self._key: tuple[float, float] | None = None
+        #: Columns that must end inside the viewport (see the module docstring).
+        self.keep_visible = frozenset(keep_visible)
+        self._key: tuple[float, float, int] | None = None
         view.installEventFilter(self)
+        view.viewport().installEventFilter(self)  # the dock was resized: fit again
         self.header.installEventFilter(self)  # its font may change after the view's
         self.apply()
 
@@ -147,21 +159,59 @@ class ColumnSizer(QObject):
         return max(need, round(base * font_scale))
 
     def apply(self, force: bool = False) -> bool:
-        """Set the widths if the font scale or the room changed; True when they were set."""
+        """Set the widths if the font scale, the room or the viewport changed; True when set."""
         scale = theme_mod.current().font_scale
-        room = room_scale(self.view) if self.view.isVisible() else 1.0
-        key = (scale, round(room, 1))  # coarse: a small window drag keeps the operator's widths
+        visible = self.view.isVisible()
+        room = room_scale(self.view) if visible else 1.0
+        # The viewport only matters when columns must fit it, and only in coarse steps, so a
+        # small drag of a dock edge keeps the operator's own column widths.
+        # (64-pixel steps, rounded down: the columns then fit anywhere within the step).
+        avail = self.view.viewport().width() // 64 * 64 if self.keep_visible and visible else 0
+        key = (scale, round(room, 1), avail)
         if key == self._key and not force:
             return False
         self._key = key
         header = self.header
-        for col in range(min(len(self.widths), header.count())):
-            header.resizeSection(col, self.width_for(col, scale, key[1]))
+        count = min(len(self.widths), header.count())
+        widths = {col: self.width_for(col, scale, key[1]) for col in range(count)}
+        if avail > 0:
+            widths = self.fitted(widths, avail, scale)
+        for col, width in widths.items():
+            header.resizeSection(col, width)
         return True
+
+    def fitted(self, widths: dict[int, int], avail: int, font_scale: float) -> dict[int, int]:
+        """``widths`` with the free-text columns narrowed (down to `FREE_TEXT_FLOOR`, never
+        below their header) until every `keep_visible` column ends within ``avail`` pixels."""
+        header = self.header
+        shown = sorted((header.visualIndex(c), c) for c in widths if not header.isSectionHidden(c))
+        last = max((v for v, c in shown if c in self.keep_visible), default=-1)
+        span = [c for v, c in shown if v <= last]
+        excess = sum(widths[c] for c in span) - avail
+        if excess <= 0:
+            return widths
+        model = self.view.model()
+        floors: dict[int, int] = {}
+        for c in span:
+            if c in self.free_text:
+                text = model.headerData(c, Qt.Orientation.Horizontal) if model is not None else None
+                need = header_text_width(header, str(text)) if text else 0
+                floors[c] = min(widths[c], max(need, round(FREE_TEXT_FLOOR * font_scale)))
+        give = {c: widths[c] - f for c, f in floors.items() if widths[c] > f}
+        total = sum(give.values())
+        if total <= 0:
+            return widths
+        out = dict(widths)
+        share = min(1.0, excess / total)
+        for c, g in give.items():
+            cut = min(g, int(g * share + 0.999))
+            out[c] = widths[c] - cut
+        return out
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         et = event.type()
-        if et in _RESIZE_EVENTS and watched is self.view:
+        if et in _RESIZE_EVENTS and (watched is self.view or (
+                self.keep_visible and watched is self.view.viewport())):
             self.apply()
         elif et == QEvent.Type.FontChange and watched is self.header:
             self.apply(force=True)

@@ -3,6 +3,12 @@
 One `Theme` object is the source of truth; panels read colours from it so a theme switch or a
 font-scale change for a wall screen restyles plots and widgets alike. Colour is never the only
 signal: every state colour has a word (`HEALTH_WORDS`) and a mark drawn with it.
+
+Themes (`THEMES`, chosen by `theme_named`): "dark" for the operations room, "light" for a bright
+office or a projector, "high-contrast" (white on black, saturated states) for low vision and
+glare. Any of them can take `COLOUR_BLIND_HEALTH`, a health palette from the Okabe-Ito set whose
+states differ in lightness as well as hue, so they stay apart under protanopia, deuteranopia and
+tritanopia (tests/widgets/test_theme.py simulates all three).
 """
 
 from __future__ import annotations
@@ -42,6 +48,14 @@ class Theme:
     })
     stale: str = "#7d6b8f"
     ok_text: str = "#7cc4ff"
+    selection: str = "#2d4a6b"
+    on_critical: str = "#ffffff"  # text drawn on a critical (red) background
+    on_warning: str = "#121418"  # text drawn on a warning (amber) background
+    template: str = "console"  # resources/themes/<template>.qss, filled with `tokens`
+    #: Plot line colours by series key, where a theme needs other than a plot's own defaults
+    #: (the capacity plot's light-grey "allocated" line vanishes on a light background).
+    series: dict[str, str] = field(default_factory=dict)
+    colour_blind: bool = False  # the health colours are COLOUR_BLIND_HEALTH
     font_family: str = "DejaVu Sans"
     base_px: int = 14
     font_scale: float = 1.0
@@ -60,6 +74,8 @@ class Theme:
             "background": self.background, "surface": self.surface,
             "surface_alt": self.surface_alt, "border": self.border, "text": self.text,
             "text_dim": self.text_dim, "accent": self.accent, "stale": self.stale,
+            "selection": self.selection, "on_critical": self.on_critical,
+            "on_warning": self.on_warning,
             "critical": self.severity[Severity.CRITICAL],
             "warning": self.severity[Severity.WARNING],
             "info": self.severity[Severity.INFO],
@@ -71,6 +87,54 @@ class Theme:
             "banner_px": str(self.px(18)),
             "kpi_px": str(self.px(40)),
         }
+
+
+#: Health colours safe for colour-blind viewers (Okabe & Ito): blue, yellow, vermillion,
+#: reddish purple and grey, far apart in lightness as well as hue.
+COLOUR_BLIND_HEALTH: dict[Health, str] = {
+    Health.OK: "#0072b2",
+    Health.DEGRADED: "#f0e442",
+    Health.FAILED: "#d55e00",
+    Health.UNAVAILABLE: "#cc79a7",
+    Health.NO_DATA: "#4a4f58",
+}
+
+LIGHT = Theme(
+    name="light", background="#f3f4f6", surface="#ffffff", surface_alt="#e9ecf0",
+    border="#c3c9d2", text="#16191d", text_dim="#4e5663", accent="#0b5fbf",
+    health={Health.OK: "#2f6fb0", Health.DEGRADED: "#d08a00", Health.FAILED: "#c62828",
+            Health.UNAVAILABLE: "#6b5b95", Health.NO_DATA: "#a3a9b2"},
+    severity={Severity.CRITICAL: "#c62828", Severity.WARNING: "#b06a00",
+              Severity.INFO: "#0b5fbf"},
+    stale="#7d6b8f", ok_text="#1c5a99", selection="#c7dbf3", on_warning="#16191d",
+    series={"installed_pf": "#6b7380", "available_pf": "#8c96a3", "allocated_pf": "#2b3038",
+            "busy_pf": "#5a7a94", "delivered_pf": "#0b5fbf"})
+
+HIGH_CONTRAST = Theme(
+    name="high-contrast", background="#000000", surface="#000000", surface_alt="#161616",
+    border="#a0a0a0", text="#ffffff", text_dim="#e6e6e6", accent="#33bbff",
+    health={Health.OK: "#3d9bff", Health.DEGRADED: "#ffb000", Health.FAILED: "#ff3b3b",
+            Health.UNAVAILABLE: "#e0b0e0", Health.NO_DATA: "#7a7a7a"},
+    severity={Severity.CRITICAL: "#ff3b3b", Severity.WARNING: "#ffb000",
+              Severity.INFO: "#33bbff"},
+    stale="#b58cff", ok_text="#7fd0ff", selection="#0b4f8a", on_warning="#000000",
+    series={"installed_pf": "#bbbbbb", "available_pf": "#dddddd", "allocated_pf": "#ffffff",
+            "busy_pf": "#7fb2d9", "delivered_pf": "#33bbff"})
+
+#: The themes an operator can choose (View > Theme, or ``theme`` under ``[ui]`` in the config).
+THEMES: dict[str, Theme] = {"dark": Theme(), "light": LIGHT, "high-contrast": HIGH_CONTRAST}
+
+
+def theme_named(name: str, *, colour_blind: bool = False, font_scale: float = 1.0) -> Theme:
+    """The theme called ``name`` ("dark", "light", "high-contrast"), with the colour-blind
+    health palette if asked, at ``font_scale``; ValueError naming the choices otherwise."""
+    key = name.strip().lower().replace(" ", "-").replace("_", "-")
+    if key not in THEMES:
+        raise ValueError(f"unknown theme {name!r}; choose one of {', '.join(THEMES)}")
+    theme = replace(THEMES[key], font_scale=float(font_scale))
+    if colour_blind:
+        theme = replace(theme, health=dict(COLOUR_BLIND_HEALTH), colour_blind=True)
+    return theme
 
 
 HEALTH_WORDS: dict[Health, str] = {
@@ -108,7 +172,7 @@ def source_state_colour(theme: "Theme", state: str) -> str:
 
 def stylesheet(theme: "Theme") -> str:
     """The application QSS: the shipped template filled with this theme's tokens."""
-    template = (_resources.files("resources") / "themes" / f"{theme.name}.qss").read_text("utf-8")
+    template = (_resources.files("resources") / "themes" / f"{theme.template}.qss").read_text("utf-8")
     return string.Template(template).safe_substitute(theme.tokens())
 
 
@@ -150,7 +214,7 @@ def apply(app, theme: "Theme | None" = None) -> "Theme":
         (QPalette.ColorRole.ButtonText, theme.text),
         (QPalette.ColorRole.ToolTipBase, theme.surface_alt),
         (QPalette.ColorRole.ToolTipText, theme.text),
-        (QPalette.ColorRole.Highlight, "#2d4a6b"),
+        (QPalette.ColorRole.Highlight, theme.selection),
         (QPalette.ColorRole.HighlightedText, theme.text),
         (QPalette.ColorRole.PlaceholderText, theme.text_dim),
     ):

@@ -299,7 +299,7 @@ def test_run_gui_with_a_fleet(qtbot, make_frame, tmp_path) -> None:
 
     def close_when_both_arrived() -> None:
         wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
-        if wins and all(wins[0]._fleet_frames.get(n) is not None for n in fleet.names):
+        if wins and all(wins[0].clusters.frames.get(n) is not None for n in fleet.names):
             w = wins[0]
             seen.update(shown=w._frame.seq, current=w.current_cluster,
                         fleet_dock=w.docks["fleet"].isVisible(), combo=w.cluster_combo.isVisible())

@@ -236,6 +236,9 @@ def test_alert_link_buttons_wrap_instead_of_cutting_words(qtbot, scaled, scale: 
     p.show()
     p.show_frame(make_test_frame(now=NOW))
     p.render_now()
+    QApplication.sendPostedEvents()
+    assert p.split_mode == "list"  # this small a dock shows the list alone at first...
+    p.split.setSizes([round(500 * scale), round(335 * scale)])  # ...until the pane is dragged open
     model = p.tree.model()
     p.tree.setCurrentIndex(model.index(0, 0, model.index(0, 0)))
     QApplication.sendPostedEvents()
