@@ -18,7 +18,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QModelIndex, Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QFrame, QGridLayout, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget,
+    QFrame, QGridLayout, QHBoxLayout, QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget,
 )
 
 from console.model import Frame, Health
@@ -28,6 +28,7 @@ from widgets.formatting import fmt_int, fmt_pct, fmt_pf
 from widgets.jobs_model import COL_TENANT, JobsTableModel
 from widgets.jobs_panel import JobsTableView
 from widgets.panel import Panel, PanelContext
+from widgets.tenant_money import TenantMoneyPane
 from widgets.tenants_panel import fmt_money
 from widgets.theme import HEALTH_WORDS, PanelHeader, hex_rgba
 
@@ -188,9 +189,14 @@ class TenantDrilldownWindow(Panel):
         jb.setContentsMargins(0, 0, 0, 0)
         jb.addWidget(self.jobs_caption)
         jb.addWidget(self.jobs_table, 1)
+        # Usage and money over a chosen period (accounting), beside its live jobs.
+        self.money = TenantMoneyPane(account, self)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(jobs_box, "Jobs")
+        self.tabs.addTab(self.money, "Usage and money")
         split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(top)
-        split.addWidget(jobs_box)
+        split.addWidget(self.tabs)
         split.setSizes([380, 420])
 
         layout = QVBoxLayout(self)
@@ -226,6 +232,7 @@ class TenantDrilldownWindow(Panel):
         row = t.account.index(self.account) if self.account in t.account else -1
         self.jobs_model.set_jobs(frame.jobs, frame.data_now or frame.time, t)
         self._render_map(frame, row)
+        self.money.render(frame)
         if row < 0:
             self.header.title_label.setText(f"Tenant {self.account}")
             self.kind_label.setText("not in the current data")
@@ -246,9 +253,10 @@ class TenantDrilldownWindow(Panel):
         f["eff"].setText(fmt_pct(eff) if np.isfinite(eff) else "no data")
         f["jobs"].setText(f"{fmt_int(int(t.jobs_running[row]))} / {fmt_int(int(t.jobs_pending[row]))}")
         f["subsidy"].setText(fmt_pct(float(t.subsidy[row])))
-        f["price"].setText(f"{fmt_money(float(t.price_per_gpu_hour[row]))} / GPU-h")
-        f["cost"].setText(f"{fmt_money(float(t.cost_per_hour[row]))} "
-                          f"(subsidy {fmt_money(float(t.subsidy_per_hour[row]))})")
+        cur = self.money.view.currency if self.money.view is not None else "$"
+        f["price"].setText(f"{fmt_money(float(t.price_per_gpu_hour[row]), cur)} / GPU-h")
+        f["cost"].setText(f"{fmt_money(float(t.cost_per_hour[row]), cur)} "
+                          f"(subsidy {fmt_money(float(t.subsidy_per_hour[row]), cur)})")
         self.jobs_caption.setText(f"Its jobs ({fmt_int(self.jobs_model.rowCount())})")
         h = frame.history
         if h.tenant_delivered_pf.ndim == 2 and row < h.tenant_delivered_pf.shape[1] and len(h.t):

@@ -1,6 +1,9 @@
 """Tenants: one row per Slurm account with its share of the machine and what it delivers.
 
-Answers "who is using the machine, how well, and at what cost" at a glance; double-click or
+Answers "who is using the machine, how well, and at what cost" at a glance: GPUs and delivered
+PF now from the frame, GPU-hours today and this month, cost at list price, subsidy and net
+payable this month from accounting (``frame.accounting``, read every few minutes by the engine;
+"no data" until the first read, never 0). Double-click or
 Enter opens the tenant's drill-down window (through the navigator, so this panel does not know
 which window shows it). Lives in the GUI thread; the model sorts inside itself like the jobs
 model (only tens of rows here, but the same calm-update rules apply).
@@ -17,31 +20,63 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QKeyEvent
 from PySide6.QtWidgets import (
-    QTableView, QVBoxLayout, QWidget,
+    QPushButton, QTableView, QVBoxLayout, QWidget,
 )
 
+from console.accounting.view import AccountingView
 from console.model import Frame, TenantTable
 from widgets import theme as theme_mod
-from widgets.formatting import DASH, fmt_int, fmt_pct, fmt_pf
+from widgets.formatting import DASH, NO_DATA, fmt_int, fmt_pct, fmt_pf
 from widgets.panel import Panel, PanelContext
 from widgets.theme import PanelHeader
 
 ACCOUNT_ROLE = int(Qt.ItemDataRole.UserRole) + 2
 
 COL_NAME, COL_KIND, COL_GPUS, COL_SHARE, COL_PF, COL_EFF, COL_RUN, COL_PEND, COL_GPUS_PEND, \
-    COL_SUBSIDY, COL_COST = range(11)
+    COL_GPUH_TODAY, COL_GPUH_MONTH, COL_COST, COL_SUBSIDY, COL_NET = range(14)
 HEADERS = ("Tenant", "Kind", "GPUs in use", "Share", "Delivered", "Efficiency", "Running",
-           "Pending", "GPUs pending", "Subsidy", "Cost / hour")
+           "Pending", "GPUs pending", "GPU-h today", "GPU-h month", "Cost", "Subsidy", "Net")
 #: Widths at 14 px text on 1920x1080; `ColumnSizer` scales them (name and kind give way).
-COLUMN_WIDTHS = (300, 150, 128, 84, 108, 112, 96, 96, 140, 94, 120)
+COLUMN_WIDTHS = (280, 140, 120, 84, 108, 108, 90, 90, 130, 124, 130, 120, 120, 120)
 COLUMN_SAMPLES = {COL_GPUS: "1,024", COL_SHARE: "100.0 %",
                   COL_PF: "1,234 PF", COL_EFF: "100 %", COL_RUN: "1,000", COL_PEND: "1,000",
-                  COL_GPUS_PEND: "1,024", COL_SUBSIDY: "100 %", COL_COST: "$12,345"}
+                  COL_GPUS_PEND: "1,024", COL_GPUH_TODAY: "123,456", COL_GPUH_MONTH: "1,234,567",
+                  COL_COST: "1,234,567", COL_SUBSIDY: "1,234,567", COL_NET: "1,234,567"}
 _TEXT_COLS = frozenset({COL_NAME, COL_KIND})
+#: Columns whose figures come from accounting (this month unless the header says today).
+MONEY_COLS = (COL_GPUH_TODAY, COL_GPUH_MONTH, COL_COST, COL_SUBSIDY, COL_NET)
+_MONEY_HEADERS = {COL_COST: "Cost", COL_SUBSIDY: "Subsidy", COL_NET: "Net"}
 
 
-def fmt_money(x: float) -> str:
-    return DASH if not np.isfinite(x) else f"${x:,.0f}"
+def fmt_money(x: float, currency: str = "$") -> str:
+    """An amount with its currency ("HKD 1,234"; "$1,234" for the plain dollar sign)."""
+    if not np.isfinite(x):
+        return DASH
+    return f"${x:,.0f}" if currency == "$" else f"{currency} {x:,.0f}"
+
+
+class TenantMoney:
+    """Accounting figures aligned with a `TenantTable`'s rows (NaN where unknown)."""
+
+    def __init__(self, tenants: TenantTable, view: AccountingView | None) -> None:
+        n = len(tenants)
+        self.view = view
+        self.currency = view.currency if view is not None else ""
+        self.cols = {c: np.full(n, np.nan) for c in MONEY_COLS}
+        self.rate = np.full(n, np.nan)
+        if view is None:
+            return
+        for i, acct in enumerate(tenants.account):
+            today, month = view.today.get(acct), view.month.get(acct)
+            if today is not None:
+                self.cols[COL_GPUH_TODAY][i] = today.usage.gpu_hours
+            if month is None:
+                continue
+            self.cols[COL_GPUH_MONTH][i] = month.usage.gpu_hours
+            self.rate[i] = month.subsidy_rate
+            for col, value in ((COL_COST, month.cost), (COL_SUBSIDY, month.subsidy),
+                               (COL_NET, month.net)):
+                self.cols[col][i] = np.nan if value is None else value
 
 
 class TenantsTableModel(ReadOnlyTableModel):
@@ -50,6 +85,8 @@ class TenantsTableModel(ReadOnlyTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._t: TenantTable | None = None
+        self._money: TenantMoney | None = None
+        self.headers = HEADERS
         self._view = np.zeros(0, np.int64)
         self._sort_col = COL_GPUS
         self._sort_desc = True
@@ -59,9 +96,15 @@ class TenantsTableModel(ReadOnlyTableModel):
     def tenants(self) -> TenantTable | None:
         return self._t
 
-    def set_tenants(self, tenants: TenantTable) -> None:
+    @property
+    def accounting(self) -> AccountingView | None:
+        return None if self._money is None else self._money.view
+
+    def set_tenants(self, tenants: TenantTable, accounting: AccountingView | None = None) -> None:
         old = [self._t.account[i] for i in self._view] if self._t is not None else []
         self._t = tenants
+        self._money = TenantMoney(tenants, accounting)
+        self._set_currency(self._money.currency)
         if self._frozen and old and set(old) == set(tenants.account):
             view = np.array([tenants.index(a) for a in old], np.int64)
         else:
@@ -90,7 +133,22 @@ class TenantsTableModel(ReadOnlyTableModel):
     def visible_accounts(self) -> list[str]:
         return [] if self._t is None else [self._t.account[i] for i in self._view]
 
-    headers = HEADERS
+    def _set_currency(self, currency: str) -> None:
+        """Amounts are shown bare; the currency is in their column headers."""
+        unit = f" ({currency})" if currency else ""
+        headers = tuple(f"{_MONEY_HEADERS[c]}{unit}" if c in _MONEY_HEADERS else h
+                        for c, h in enumerate(HEADERS))
+        if headers != self.headers:
+            self.headers = headers
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, COL_COST, COL_NET)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802 - Qt override
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if (role == Qt.ItemDataRole.ToolTipRole and orientation == Qt.Orientation.Horizontal
+                and section in MONEY_COLS):
+            when = "today" if section == COL_GPUH_TODAY else "this month so far"
+            return f"{when}, from accounting (read every few minutes); amounts at list price"
+        return super().headerData(section, orientation, role)
 
     def _row_count(self) -> int:
         return int(len(self._view))
@@ -141,8 +199,11 @@ class TenantsTableModel(ReadOnlyTableModel):
             return rank
         arr = {COL_GPUS: t.gpus_in_use, COL_SHARE: t.share, COL_PF: t.delivered_pf,
                COL_EFF: t.efficiency, COL_RUN: t.jobs_running, COL_PEND: t.jobs_pending,
-               COL_GPUS_PEND: t.gpus_pending, COL_SUBSIDY: t.subsidy,
-               COL_COST: t.cost_per_hour}[col].astype(np.float64)
+               COL_GPUS_PEND: t.gpus_pending,
+               **(self._money.cols if self._money is not None else {})}.get(col)
+        if arr is None:  # an accounting column before the first frame
+            return np.full(len(t), -np.inf)
+        arr = arr.astype(np.float64)
         return np.where(np.isnan(arr), -np.inf, arr)  # no data sorts as the smallest
 
     def _sorted(self) -> np.ndarray:
@@ -179,9 +240,13 @@ class TenantsTableModel(ReadOnlyTableModel):
             return fmt_int(int(t.jobs_pending[i]))
         if col == COL_GPUS_PEND:
             return fmt_int(int(t.gpus_pending[i]))
-        if col == COL_SUBSIDY:
-            return fmt_pct(float(t.subsidy[i]))
-        return fmt_money(float(t.cost_per_hour[i]))
+        money = self._money
+        if money is None or money.view is None:
+            return NO_DATA
+        x = float(money.cols[col][i])
+        if not np.isfinite(x):
+            return "not priced" if col in _MONEY_HEADERS else NO_DATA
+        return f"{x:,.0f}"
 
     def _tooltip(self, i: int, col: int) -> str | None:
         t = self._t
@@ -191,10 +256,29 @@ class TenantsTableModel(ReadOnlyTableModel):
                     "GPUs and usage")
         if col == COL_EFF:
             return "delivered petaflops / peak of the GPUs it holds"
-        if col == COL_COST:
-            return (f"list price {fmt_money(float(t.price_per_gpu_hour[i]))} per GPU-hour; "
-                    f"subsidy pays {fmt_money(float(t.subsidy_per_hour[i]))} of it per hour")
+        if col in MONEY_COLS:
+            return self._money_tooltip(i, col)
         return None
+
+    def _money_tooltip(self, i: int, col: int) -> str:
+        t, money = self._t, self._money
+        assert t is not None
+        if money is None or money.view is None:
+            return "accounting has not been read yet (the console reads it every few minutes)"
+        v = money.view
+        cur = money.currency
+        period = (f"today ({v.today_period.label})" if col == COL_GPUH_TODAY
+                  else f"this month ({v.month_period.label}) so far")
+        words = [f"{period}, from {v.source} accounting"]
+        if col in (COL_COST, COL_SUBSIDY, COL_NET):
+            rate = float(money.rate[i])
+            words.append(f"subsidy rate {fmt_pct(rate)} of list" if np.isfinite(rate) else "")
+            words.append(f"now: {fmt_money(float(t.cost_per_hour[i]), cur)} per hour at list "
+                         f"price ({fmt_money(float(t.price_per_gpu_hour[i]), cur)} per GPU-hour "
+                         "for this tenant)")
+        if v.error:
+            words.append(f"the newest read failed: {v.error}")
+        return "; ".join(w for w in words if w)
 
 
 def _align(col: int) -> int:
@@ -212,6 +296,13 @@ class TenantsPanel(Panel):
         self.context = context
         self.model = TenantsTableModel(self)
         self.header = PanelHeader(self.title, self)
+        # The scheme's monthly summary (one row per tenant), as `aisc-console statements`.
+        self.statements_button = QPushButton("Statements\u2026", self)
+        self.statements_button.setToolTip("write one row per tenant for a month (CSV): GPU-hours, "
+                                          "cost, subsidy and net payable")
+        self.statements_button.setEnabled(False)
+        self.statements_button.clicked.connect(self._on_statements)
+        self.header.add_widget(self.statements_button)
         self.table = QTableView(self)
         self.table.setModel(self.model)
         setup_row_table(self.table, "TenantsTable")
@@ -219,7 +310,8 @@ class TenantsPanel(Panel):
         hh = self.table.horizontalHeader()
         hh.setStretchLastSection(False)
         self.column_sizer = ColumnSizer(self.table, COLUMN_WIDTHS, free_text=_TEXT_COLS,
-                                        samples=COLUMN_SAMPLES)
+                                        samples=COLUMN_SAMPLES,  # names elide, up to Efficiency:
+                                        keep_visible={COL_NAME, COL_GPUS, COL_EFF})
         hh.setSortIndicator(COL_GPUS, Qt.SortOrder.DescendingOrder)
         self.table.setSortingEnabled(True)
         layout = QVBoxLayout(self)
@@ -233,7 +325,20 @@ class TenantsPanel(Panel):
 
     def render(self, frame: Frame) -> None:
         self.header.set_age(frame, "scheduler")
-        self.model.set_tenants(frame.tenants)
+        view = frame.accounting if isinstance(frame.accounting, AccountingView) else None
+        headers = self.model.headers
+        self.model.set_tenants(frame.tenants, view)
+        self.statements_button.setEnabled(view is not None)
+        if self.model.headers != headers:  # the currency joined the headers: fit them again
+            self.column_sizer.apply(force=True)
+
+    @Slot()
+    def _on_statements(self) -> None:
+        view = self.model.accounting
+        if view is not None:
+            from widgets.tenant_money import save_statements
+
+            save_statements(self, view)
 
     def open_row(self, row: int) -> None:
         if 0 <= row < self.model.rowCount():

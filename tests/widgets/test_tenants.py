@@ -30,10 +30,10 @@ def test_rows_are_the_frames_tenants() -> None:
     m.set_tenants(f.tenants)
     assert m.rowCount() == len(f.tenants) == 3
     assert m.visible_accounts() == ["hku", "cuhk", "acme"]  # GPUs in use, most first
+    # money columns wait for the first accounting read (tests/widgets/test_tenants_money.py)
     assert row_texts(m, 0) == ["HKU AI Lab", "university", "16", "50.0 %", "9.50 PF", "60 %",
-                               "1", "3", "42", "70 %", "$32"]
+                               "1", "3", "42"] + ["no data"] * 5
     assert row_texts(m, 2)[COL_EFF] == "no data"  # NaN efficiency is not 0
-    assert "subsidy pays $22" in m.data(m.index(0, len(HEADERS) - 1), Qt.ItemDataRole.ToolTipRole)
 
 
 def test_sort_by_columns() -> None:
