@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from console.config import (ConfigError, Settings, demo_settings, find_config, load_settings,
-                            read_only_settings)
+from console.config import (UI_THEMES, ConfigError, Settings, demo_settings, find_config,
+                            load_settings, read_only_settings)
 from console.model import Frame, SourceState
 
 EXIT_OK, EXIT_SOURCE_FAILING, EXIT_USAGE, EXIT_SECRET = 0, 1, 2, 3
@@ -63,8 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--after", type=float, default=0.0, metavar="SECONDS",
                     help="keep polling this long after every source has answered once, then "
                          "print the steady state (the first answer alone can mislead a check)")
+    st.add_argument("--at", metavar="TIME", default=None,
+                    help="the figures as they were at TIME, from the journal (ISO 8601 or -2h)")
+    tl = sub.add_parser("timeline", parents=[common], help="print what happened, from the journal")
+    tl.add_argument("--since", required=True, metavar="TIME", help="ISO 8601, or relative: -2h")
+    tl.add_argument("--until", default=None, metavar="TIME", help="default: now")
+    tl.add_argument("--format", choices=("text", "json", "csv"), default="text")
     sn = sub.add_parser("snapshot", parents=[common], help="render the dashboard to a PNG, off-screen")
-    sn.add_argument("--out", required=True, metavar="FILE.png")
+    sn.add_argument("--out", metavar="FILE.png", help="the PNG to write (required unless --scene list)")
     sn.add_argument("--after", type=float, default=0.0, metavar="SECONDS",
                     help="let the console run this long before rendering")
     sn.add_argument("--size", default="1920x1080", metavar="WxH")
@@ -72,11 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     # SUPPRESS: given after "snapshot" it counts, and "--presentation snapshot" is not undone.
     sn.add_argument("--presentation", action="store_true", default=argparse.SUPPRESS,
                     help="render the public-safe presentation mode")
+    sn.add_argument("--scene", metavar="NAME", default=None,
+                    help="the presentation scene to render (implies --presentation); "
+                         "\"list\" prints the scene names")
     sn.add_argument("--timeout", type=float, default=30.0)
+    sn.add_argument("--layout", metavar="NAME", default=None,
+                    help='the dock layout: "NOC wall" (default), triage or capacity')
+    sn.add_argument("--theme", default=None, choices=UI_THEMES,
+                    help="the colour theme (default: the config's [ui] theme, else dark)")
+    sn.add_argument("--colour-blind", action="store_true", default=None,
+                    help="the health map in colour-blind-safe colours")
     lg = sub.add_parser("login", help="store an endpoint's token or password in the OS keyring")
     lg.add_argument("cluster")
     lg.add_argument("endpoint", choices=("prometheus", "alertmanager", "slurm"))
     lg.add_argument("--stdin", action="store_true", help="read the secret from standard input")
+    from console.accounting import commands as accounting_commands  # statement, statements
+
+    accounting_commands.add_parsers(sub, common)
     return p
 
 
@@ -290,6 +308,22 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
+    from console.presentation_settings import SCENE_NAMES
+
+    if args.scene == "list":
+        print("\n".join(SCENE_NAMES))
+        return EXIT_OK
+    if args.scene is not None and args.scene not in SCENE_NAMES:
+        raise ConfigError(f"--scene: one of {', '.join(SCENE_NAMES)} (or list), not {args.scene!r}")
+    if not args.out:
+        raise ConfigError("snapshot needs --out FILE.png")
+    if args.layout is not None:
+        from widgets.layouts import layout_named
+
+        try:
+            layout_named(args.layout)
+        except ValueError as exc:
+            raise ConfigError(f"--layout: {exc}") from None
     size = _parse_size(args.size)
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -299,6 +333,13 @@ def cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
         end = time.monotonic() + max(0.0, args.after)
         while time.monotonic() < end:
             frame = engine.wait_frames(1, timeout=max(1.0, end - time.monotonic() + 5))
+    if args.scene is not None or args.presentation:  # the presentation window's scenes
+        from widgets.snapshot import render_presentation
+
+        out = render_presentation(frame, args.out, scene=args.scene or settings.presentation.scenes[0].name,
+                                  size=size, settings=settings.presentation, deadman=settings.deadman)
+        print(f"wrote {out} ({size[0]}x{size[1]})")
+        return EXIT_OK
     from widgets.snapshot import render_snapshot
 
     from widgets.app import screen_font_scale
@@ -306,8 +347,10 @@ def cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
     # As the console would look full screen on a display of that size: text grows with it.
     font_scale = screen_font_scale(size[1], args.font_scale or settings.ui.font_scale,
                                    presentation=args.presentation)
+    _use_theme(settings, args)
     out = render_snapshot(frame, args.out, size=size, font_scale=font_scale,
-                          presentation=args.presentation)
+                          presentation=args.presentation, deadman=settings.deadman,
+                          layout=args.layout)
     print(f"wrote {out} ({size[0]}x{size[1]})")
     return EXIT_OK
 
@@ -332,16 +375,40 @@ def cmd_login(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _use_theme(settings: Settings, args: argparse.Namespace) -> None:
+    """The configured theme (``--theme``/``--colour-blind`` over ``[ui]``), for the window."""
+    from widgets import theme
+
+    name = getattr(args, "theme", None) or settings.ui.theme
+    blind = getattr(args, "colour_blind", None)
+    theme.set_current(theme.theme_named(name, colour_blind=settings.ui.colour_blind if blind is None
+                                        else bool(blind)))
+
+
+def _write_statement_pdf(statement: Any, path: Any) -> int:
+    """PDF statements are drawn with Qt's own PDF writer: loaded only when a PDF is asked for."""
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from widgets.statement_pdf import write_statement_pdf
+
+    return write_statement_pdf(statement, path)
+
+
 def cmd_gui(args: argparse.Namespace, settings: Settings) -> int:
     from widgets.app import run_gui
 
+    _use_theme(settings, args)
+
     engine = _fleet(settings, args) if _wants_fleet(settings, args) else _engine(settings, args)
     return run_gui(engine, font_scale=args.font_scale or settings.ui.font_scale,
-                   fullscreen=args.fullscreen or args.presentation, presentation=args.presentation)
+                   fullscreen=args.fullscreen or args.presentation, presentation=args.presentation,
+                   settings_file=settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from console.journal_cli import join_relative_times
+
+    args = build_parser().parse_args(join_relative_times(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "login":
@@ -350,10 +417,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = resolve_settings(args)
         if getattr(args, "read_only", False) or getattr(args, "presentation", False):
             settings = read_only_settings(settings)
+        from console import journal_cli  # the local journal: on unless the config says no
+
+        settings = journal_cli.with_journal(settings)
+        if args.command == "timeline":
+            return journal_cli.cmd_timeline(args, settings)
+        if args.command == "status" and args.at is not None:
+            return journal_cli.cmd_status_at(args, settings)
         if args.command == "status":
             return cmd_status(args, settings)
         if args.command == "snapshot":
             return cmd_snapshot(args, settings)
+        if args.command == "statement":
+            from console.accounting import commands as accounting_commands
+
+            return accounting_commands.cmd_statement(args, settings, _write_statement_pdf)
+        if args.command == "statements":
+            from console.accounting import commands as accounting_commands
+
+            return accounting_commands.cmd_statements(args, settings)
         return cmd_gui(args, settings)
     except ConfigError as e:
         print(f"aisc-console: {e}", file=sys.stderr)

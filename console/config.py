@@ -22,6 +22,10 @@ import numpy as np
 from console.hostlist import HostlistError, expand
 from console.peaks import DEFAULT_MODEL, PRECISIONS
 from console.sources.base import DEFAULT_MAX_ANSWER_MB
+from console.deadman import DeadmanSettings, parse_deadman
+from console.journal_settings import JournalSettings, parse_journal
+from console.notify import NotifySettings, parse_notify
+from console.presentation_settings import PresentationSettings, parse_presentation
 
 SCHEMA_VERSION = 1
 AUTH_KINDS = ("none", "bearer", "basic", "slurm_jwt")
@@ -166,6 +170,11 @@ class ClusterSettings:
     #: machine. Set per cluster, for every cluster by the top-level key, by ``--read-only``,
     #: and always in presentation mode.
     read_only: bool = False
+    #: Accounting (console/accounting/): the currency of every amount, list prices per
+    #: partition (a tenant's own price wins), and how often accounting is read.
+    currency: str = "HKD"
+    partition_prices: Mapping[str, float] = field(default_factory=dict)
+    accounting_interval_s: float = 300.0
 
     @property
     def simulated(self) -> bool:
@@ -175,7 +184,12 @@ class ClusterSettings:
 @dataclass(frozen=True)
 class UiSettings:
     font_scale: float = 1.0
-    theme: str = "dark"
+    theme: str = "dark"  # one of UI_THEMES
+    colour_blind: bool = False  # the health map in a colour-blind-safe palette
+
+
+#: The themes the GUI offers (widgets/theme.py defines their colours).
+UI_THEMES = ("dark", "light", "high-contrast")
 
 
 @dataclass(frozen=True)
@@ -184,6 +198,13 @@ class Settings:
     ui: UiSettings = UiSettings()
     history_hours: float = 168.0
     source_path: str | None = None
+    # Presentation scenes, desktop notifications, the dead-man's switch (their own modules).
+    presentation: PresentationSettings = PresentationSettings()
+    notifications: NotifySettings = NotifySettings()
+    deadman: DeadmanSettings = DeadmanSettings()
+    #: The local journal (console/journal_settings.py); None = none (the command line's
+    #: default turns it on).
+    journal: JournalSettings | None = None
 
     def cluster(self, name: str | None = None) -> ClusterSettings:
         if name is None:
@@ -248,8 +269,15 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     ui_raw = r.get("ui", dict, {})
     ui_r = _Reader(ui_raw, "ui")
     ui = UiSettings(font_scale=ui_r.positive("font_scale", float, 1.0),
-                    theme=ui_r.get("theme", str, "dark"))
+                    theme=ui_r.get("theme", str, "dark"),
+                    colour_blind=ui_r.get("colour_blind", bool, False))
+    if ui.theme not in UI_THEMES:
+        raise ConfigError(f"ui.theme: one of {', '.join(UI_THEMES)}, got {ui.theme!r}")
     ui_r.done()
+    presentation = parse_presentation(r.get("presentation", dict, {}))
+    notifications = parse_notify(r.get("notifications", dict, {}))
+    deadman = parse_deadman(r.get("deadman", dict, {}))
+    journal = parse_journal(r.get("journal", dict, None))
     history_hours = r.get("history_hours", float, 168.0)
     if history_hours < 0:
         raise ConfigError(f"history_hours: 0 or more, got {history_hours}")
@@ -265,7 +293,9 @@ def parse_settings(raw: Mapping[str, Any]) -> Settings:
     names = [c.name for c in clusters]
     if len(set(names)) != len(names):
         raise ConfigError("cluster names must be unique")
-    return Settings(clusters=clusters, ui=ui, history_hours=history_hours)
+    return Settings(clusters=clusters, ui=ui, history_hours=history_hours,
+                    presentation=presentation, notifications=notifications, deadman=deadman,
+                    journal=journal)
 
 
 class _Reader:
@@ -374,10 +404,11 @@ def _cluster(r: _Reader) -> ClusterSettings:
         kind = tr.get("kind", str, "other")
         if kind not in TENANT_KINDS:
             raise ConfigError(f"{tr.path}.kind: one of {', '.join(TENANT_KINDS)}")
+        account = tr.get("account", str)
         subsidy = tr.get("subsidy", float, 0.0)
         if not 0.0 <= subsidy <= 0.7:
-            raise ConfigError(f"{tr.path}.subsidy: between 0 and 0.7 (70 %)")
-        account = tr.get("account", str)
+            raise ConfigError(f"{tr.path}.subsidy: tenant {account!r} has a subsidy rate of "
+                              f"{subsidy:g}; the scheme pays between 0 and 0.7 (70 %)")
         tenants.append(TenantSettings(account=account, display=tr.get("display", str, account),
                                       kind=kind, subsidy=subsidy,
                                       price_per_gpu_hour=tr.get("price_per_gpu_hour", float, 0.0)))
@@ -432,12 +463,24 @@ def _cluster(r: _Reader) -> ClusterSettings:
         busy_threshold_pct=r.get("busy_threshold_pct", float, 5.0),
         default_price_per_gpu_hour=r.get("default_price_per_gpu_hour", float, 0.0),
         tenants=tuple(tenants), prometheus=prom, alertmanager=alert, slurm=slurm, sim=sim,
-        read_only=r.get("read_only", bool, False))
+        read_only=r.get("read_only", bool, False),
+        currency=r.get("currency", str, "HKD"),
+        partition_prices={str(k): float(_price(f"{r.path}.partition_prices.{k}", v))
+                          for k, v in r.get("partition_prices", dict, {}).items()},
+        accounting_interval_s=r.positive("accounting_interval_s", float, 300.0))
     r.done()
     if not (prom or alert or slurm or sim):
         raise ConfigError(f"{r.path} ({name}): configure at least one of prometheus, "
                           "alertmanager, slurm or sim")
     return cluster
+
+
+def _price(where: str, value: Any) -> float:
+    """A list price per GPU-hour: a finite number, 0 or more."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < 0:
+        raise ConfigError(f"{where}: a price per GPU-hour, 0 or more, got {value!r}")
+    return float(value)
 
 
 def _names(where: str, value: Any) -> tuple[str, ...]:

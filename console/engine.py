@@ -277,6 +277,7 @@ class Engine(EngineCommon):
                  refresh_s: float = 1.0, detect: bool = True) -> None:
         self.settings = settings
         self.cluster: ClusterSettings = settings.cluster(cluster)
+        own_sources = sources is None
         if sources is None:
             from console.sources.factory import build_sources
 
@@ -308,16 +309,31 @@ class Engine(EngineCommon):
         self._thread = threading.Thread(target=self._run, name="engine-state", daemon=True)
         self._started = False
         self.last_build_s = 0.0
+        from console.journal_engine import make_recorder  # the local journal, when asked for
+
+        self.journal = make_recorder(settings, self.cluster)
         self.actions = self._make_actions()
+        # Accounting (usage, cost, subsidy): read every few minutes in a thread of its own,
+        # the view put on every frame; fed what the console sees of each job (its ledger).
+        from console.accounting.service import make_service
+
+        # Sources handed in (tests, harnesses) get no live accounting reader of their own.
+        self.accounting = make_service(self.cluster, self.sources, self._set_accounting,
+                                       extra=extra, secrets=secrets, live=own_sources)
+        if self.accounting is not None:
+            self.subscribe(self.accounting.observe)
+
+    def _set_accounting(self, view: object) -> None:
+        self.state.accounting = view
 
     def _make_actions(self) -> OperatorActions | None:
         try:
             from console.actions import Actions
-            from console.journal import Journal, default_journal_path
+            from console.journal_engine import audit_sink
         except ImportError:
             return None
         try:
-            return Actions(self.sources, Journal(default_journal_path()), operator=operator_name(),
+            return Actions(self.sources, audit_sink(self.journal), operator=operator_name(),
                            read_only=self.cluster.read_only)
         except Exception:  # actions are optional; the dashboard must come up regardless
             log.exception("operator actions unavailable")
@@ -329,15 +345,23 @@ class Engine(EngineCommon):
         if self._started:
             return
         self._started = True
+        if self.journal is not None:
+            self.journal.start()
         self._thread.start()
         self.poller.start()
+        if self.accounting is not None:
+            self.accounting.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._queue.put(None)
         self.poller.stop()
+        if self.accounting is not None:
+            self.accounting.stop()
         if self._started:
             self._thread.join(timeout=5.0)
+        if self.journal is not None:
+            self.journal.stop()  # writes the minute under way
         self._publish_status(EngineStatus(EngineState.STOPPED))
         shutdown = getattr(self.actions, "shutdown", None)
         if callable(shutdown):
@@ -352,6 +376,9 @@ class Engine(EngineCommon):
         self.poller.poll_now()
 
     def _run(self) -> None:
+        from console.journal_engine import seed_history, with_journal_status
+
+        seed_history(self.state, self.journal)  # the last day's plots at once, from the journal
         while not self._stop.is_set():
             try:
                 first = self._queue.get(timeout=self._refresh_s)
@@ -380,6 +407,9 @@ class Engine(EngineCommon):
                 log.exception("building a frame failed")
                 continue
             self.last_build_s = time.perf_counter() - t0
+            if self.journal is not None:
+                self.journal.offer(frame)
+                frame = with_journal_status(frame, self.journal)
             with self._cond:
                 self._latest = frame
                 self._frames_built += 1
@@ -405,6 +435,8 @@ def run_sync(engine: Engine, polls: int) -> Frame:
         for src in engine.sources:
             engine.state.apply(poll_once(src, i + 1))
         frame = engine.state.build_frame()
+        if engine.journal is not None:
+            engine.journal.offer(frame)  # written by the journal thread, or at stop()
     assert frame is not None
     return frame
 

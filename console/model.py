@@ -272,7 +272,9 @@ class JobTable:
     end_time: np.ndarray  # float64 (for running jobs: expected end from the time limit)
     time_limit_s: np.ndarray  # float64, inf = unlimited
     exit_code: np.ndarray  # int32, -1 unknown
-    node_list: np.ndarray  # str_ hostlist expression, "" when none
+    #: str hostlist expression, "" when none (an object array in the sources' tables: one long
+    #: hostlist must not widen every row, as a fixed-width column would)
+    node_list: np.ndarray
     alloc_job: np.ndarray  # int32 row into this table
     alloc_node: np.ndarray  # int32 index into alloc_node_names
     alloc_gpu: np.ndarray  # int16 local GPU index on that node
@@ -642,6 +644,9 @@ class Frame:
     #: "Now" on the data's own clock (the simulator's clock runs faster under --speed):
     #: use it, not ``time``, for wait and run times of jobs.
     data_now: float = 0.0
+    #: The newest accounting read and its arithmetic (a `console.accounting.view.AccountingView`,
+    #: typed loosely because the model imports nothing of the console); None without accounting.
+    accounting: object | None = None
 
     def age_s(self, kind: str) -> float | None:
         t = self.data_time.get(kind)

@@ -126,6 +126,9 @@ class ClusterState:
         self.anomalies: tuple[Anomaly, ...] = ()
         self.causes: tuple[Cause, ...] = ()
         self.detector_error: str | None = None
+        #: The newest accounting view (console/accounting/service.py sets it from its thread;
+        #: one reference swap, so no lock), put on every frame until the next read.
+        self.accounting: object | None = None
 
     # ------------------------------------------------------------------ merging
 
@@ -521,7 +524,7 @@ class ClusterState:
             kpis=kpis, tenants=tenants, history=history, alerts=alerts, silences=silences,
             anomalies=self.anomalies, causes=self.causes, sources=statuses,
             data_time=dict(self._data_time), stale_after_s=stale_after,
-            simulated=self.cluster.simulated, data_now=data_t)
+            simulated=self.cluster.simulated, data_now=data_t, accounting=self.accounting)
         frame = self._with_analytics(frame, analyse)
         freeze_arrays(frame)  # published: read-only for every panel (model.freeze_arrays)
         return frame

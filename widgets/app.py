@@ -42,7 +42,7 @@ def create_app(font_scale: float = 1.0, argv: list[str] | None = None) -> QAppli
         app = QApplication(argv if argv is not None else [sys.argv[0] if sys.argv else "aisc-console"])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
-    _theme.apply(app, _theme.Theme(font_scale=float(font_scale)))
+    _theme.apply(app, _theme.current().scaled(float(font_scale)))  # the configured theme
     return app  # type: ignore[return-value]
 
 
@@ -71,7 +71,7 @@ def is_fleet(engine: object) -> TypeGuard[Fleet]:
 
 
 def run_gui(engine: EngineApi | Fleet, *, font_scale: float = 1.0, fullscreen: bool = False,
-            presentation: bool = False) -> int:
+            presentation: bool = False, settings_file: Any = None) -> int:
     """Run the console window until it closes; returns the exit code.
 
     ``engine`` is one cluster's engine (`Engine`, `ProcessEngine`) or a `console.fleet.Fleet`:
@@ -89,13 +89,26 @@ def run_gui(engine: EngineApi | Fleet, *, font_scale: float = 1.0, fullscreen: b
         except (TypeError, ValueError):
             pass
     app = create_app(font_scale)
+    from widgets.export import install_exports  # every table to CSV, every plot to PNG
+
+    install_exports(app)
     if presentation:
         screen = app.primaryScreen()
         height = screen.size().height() if screen is not None else DESIGN_HEIGHT
         _theme.apply(app, _theme.Theme(font_scale=screen_font_scale(height, font_scale, presentation=True)))
     actions = None if (presentation or is_fleet(engine)) else getattr(engine, "actions", None)
     context = PanelContext(actions=actions, operator=_operator_name())
+    if presentation:  # the playlist of public-safe scenes (widgets/presentation)
+        from widgets.presentation.app import run_presentation
+
+        return run_presentation(app, engine, settings_file)
     window = MainWindow(context, settings=settings, presentation=presentation)
+    from widgets.presentation.hooks import install as _install_extras
+
+    _install_extras(window, **_extras_settings(settings_file))
+    from widgets.timeline_install import install_journal  # scrubber, timeline, audit trail
+
+    journal_views = install_journal(window, engine)  # the views live as long as the window
     bridge: Any
     if is_fleet(engine):
         window.set_clusters(engine.names, actions=None if presentation else engine.actions(),
@@ -133,7 +146,16 @@ def run_gui(engine: EngineApi | Fleet, *, font_scale: float = 1.0, fullscreen: b
     finally:
         bridge.close()
         engine.stop()
+        if journal_views is not None:
+            journal_views.close()  # the notes typed last are written
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _extras_settings(settings_file: Any) -> dict[str, Any]:
+    """Presentation, notification and dead-man's-switch settings of a `console.config.Settings`
+    (the defaults when none was given)."""
+    keys = ("presentation", "notifications", "deadman")
+    return {k: getattr(settings_file, k) for k in keys if hasattr(settings_file, k)}
 
 
 def _operator_name() -> str:

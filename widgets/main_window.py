@@ -2,18 +2,17 @@
 
 It owns no data work: frames come in through `show_frame` (connected to the bridge) and are
 handed to each panel, which redraws on its own timer. Navigation requests from any panel
-(`PanelContext.navigator`) are served here. Geometry and dock layout persist in QSettings; the
-layout is locked by default (no dock title bars, the panels carry their own headers) and can be
-unlocked from the View menu to rearrange it.
+(`PanelContext.navigator`: drill-downs, the outline on the map, back/forward) are served by
+`widgets.navigation`; the named dock layouts live in `widgets.layouts`, the keyboard actions and
+the command palette in `widgets.keyboard`, the themes in `widgets.theme`. Geometry and the dock
+layout of each screen persist in QSettings; the layout is locked by default (no dock title bars,
+the panels carry their own headers) and can be unlocked from the View menu to rearrange it.
 
 Panels built by other modules are imported lazily and defensively: a panel that fails to
 import becomes a placeholder that says so, instead of taking the console down.
 
-Several clusters: `set_clusters` names them, `show_cluster_frame(name, frame)` receives every
-cluster's frames (from `FleetBridge`), and only the frames of the cluster on screen reach the
-panels; the others feed the fleet overview and the drill-down windows opened for them. Switching
-(the status-bar combo box, Ctrl+Shift+1..9, or a row of the fleet panel) hands the panels the
-other cluster's newest frame, never rebuilds them.
+Several clusters: `set_clusters` names them and `show_cluster_frame(name, frame)` receives
+every cluster's frames; `widgets.clusters` decides which reach the panels and switches.
 
 Never calm while blind: the engine's own health arrives through `show_engine_status` (a worker
 process that died is named in the banner and in the sources panel until a new one delivers),
@@ -33,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -48,8 +47,12 @@ from PySide6.QtWidgets import (
 
 from console.engine import EngineState, EngineStatus
 from console.model import Frame
+from widgets import layouts as _layouts
 from widgets import theme as _theme
 from widgets.formatting import fmt_duration
+from widgets.clusters import ClusterSwitch
+from widgets.keyboard import Keyboard, focus_target
+from widgets.navigation import NavigationController
 from widgets.panel import LayoutFirewall, Panel, PanelContext
 from widgets.sources_panel import failing_banner
 from widgets.theme import set_state_property
@@ -150,6 +153,9 @@ class MainWindow(QMainWindow):
     """The console window (GUI thread). `cluster_changed(name)` after a switch of cluster."""
 
     cluster_changed = Signal(str)
+    #: Every frame handed to the panels, fresh or aged to the clock (dead-man's switch,
+    #: notifications and a presentation window opened from the menu listen to it).
+    frame_shown = Signal(object)
 
     def __init__(self, context: PanelContext | None = None, *, settings: QSettings | None = None,
                  persist: bool = True, presentation: bool = False, parent: QWidget | None = None,
@@ -162,23 +168,17 @@ class MainWindow(QMainWindow):
         self._clock = clock
         self._wall_clock = wall_clock
         self._frame_arrived = 0.0
+        #: What the panels show for each live frame, when set: the time scrubber's past moment
+        #: (widgets/time_scrubber.py). `frame_shown` keeps carrying the live frames.
+        self.frame_filter: Callable[[Frame], Frame] | None = None
         self.engine_status: EngineStatus | None = None
-        self._cluster_status: dict[str, EngineStatus] = {}
-        self._fleet_arrived: dict[str, float] = {}
         self.presentation = presentation
         self._persist = persist
         self._settings = settings if settings is not None else (
             QSettings("AISC", "AISC Console") if persist else None)
         self._prefix = "presentation" if presentation else "window"
         self._frame: Frame | None = None
-        # Drill-down windows per cluster (None: the single cluster of an engine), by account.
-        self._drilldowns_by_cluster: dict[str | None, dict[str, QWidget]] = {}
-        self._cluster_names: tuple[str, ...] = ()
-        self._current: str | None = None
-        self._pending: str | None = None  # asked for, but no frame of it yet
-        self._fleet_frames: dict[str, Frame | None] = {}
-        self._cluster_actions: dict[str, Any] = {}
-        self.cluster_actions: list[QAction] = []
+        self.clusters = ClusterSwitch(self)  # several clusters: which one the panels show
         self.setObjectName("MainWindow")
         self.setWindowTitle("AISC Console")
         self.setDockNestingEnabled(True)
@@ -188,38 +188,32 @@ class MainWindow(QMainWindow):
                              (Qt.Corner.TopRightCorner, Qt.DockWidgetArea.TopDockWidgetArea)):
             self.setCorner(corner, area)
 
+        self.layout_name = _layouts.DEFAULT
+        self.layout_actions: dict[str, QAction] = {}
+        self._layout_store = _layouts.LayoutStore(self._settings, self._prefix, STATE_VERSION)
         self.panels: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
-        specs = [s for s in PANELS if s.public or not presentation]
-        for spec in specs:
-            panel = load_panel(spec, self.context)
-            if presentation and hasattr(panel, "public_safe"):
-                panel.public_safe = True
+        if not presentation:
+            self._apply_saved_theme()
+        for spec in (s for s in PANELS if s.public or not presentation):
             dock = QDockWidget(spec.title, self)
             dock.setObjectName(f"dock_{spec.key}")
-            dock.setWidget(LayoutFirewall(panel))
-            self.panels[spec.key] = panel
             self.docks[spec.key] = dock
+            self._make_panel(spec)
         self._arrange_default()
         if "fleet" in self.docks:
             self.docks["fleet"].hide()  # shown only when there is more than one cluster
-            fleet_panel = self.panels["fleet"]
-            if hasattr(fleet_panel, "cluster_requested"):
-                fleet_panel.cluster_requested.connect(self.switch_cluster)
 
+        # Drill-downs, the outline on the map and back/forward live in their own module.
+        self.navigation = NavigationController(self)
         self._build_top()
         self._build_status_bar()
         self._build_actions()
+        self.keyboard: Keyboard | None = None
+        if not presentation:  # the palette would name nodes, jobs and tenants in public
+            self.keyboard = Keyboard(self)
+            self.keyboard.install()
         self.set_layout_locked(True)
-        self.context.navigator.tenant_requested.connect(self._on_tenant_requested)
-        self.context.navigator.gpu_requested.connect(self._on_gpu_requested)
-        self.context.navigator.node_requested.connect(self._on_node_requested)
-        self.context.navigator.job_requested.connect(self._on_job_requested)
-        self.context.navigator.rack_requested.connect(self._on_rack_requested)
-        self.context.navigator.nodes_requested.connect(self._on_nodes_requested)
-        # Per cluster, the drill-down window whose subject the health map outlines (the one
-        # of that cluster most recently active): switching back to a cluster restores it.
-        self._outline_owners: dict[str | None, QWidget] = {}
         self._age_timer = QTimer(self)
         self._age_timer.setInterval(1000)
         self._age_timer.timeout.connect(self.tick)
@@ -230,58 +224,36 @@ class MainWindow(QMainWindow):
     # -- layout -----------------------------------------------------------------------------
 
     def _arrange_default(self) -> None:
-        """The first-run layout for 1920x1080: KPIs across the top, the map left, plots right."""
-        d = self.docks
-        top, left, right = (Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea,
-                            Qt.DockWidgetArea.RightDockWidgetArea)
-        self.addDockWidget(top, d["kpi"])
-        self.addDockWidget(left, d["heatmap"])
-        self.addDockWidget(right, d["capacity"])
-        if "jobs" in d:
-            self.splitDockWidget(d["heatmap"], d["jobs"], Qt.Orientation.Vertical)
-        if "alerts" in d:
-            self.splitDockWidget(d["capacity"], d["tenants"], Qt.Orientation.Vertical)
-            self.splitDockWidget(d["capacity"], d["alerts"], Qt.Orientation.Vertical)
-        if "fleet" in d:  # under the KPI strip, across the window: one row per cluster
-            self.splitDockWidget(d["kpi"], d["fleet"], Qt.Orientation.Vertical)
+        """Place the docks (no tabs, no sizes: those wait for the first show, see `arrange`)."""
+        _layouts.arrange(self, self.docks, self._layout_spec(), hidden=("fleet",), tabs=False)
         # No central widget: the docks share the whole window.
         self._first_show = True
 
+    def _layout_spec(self) -> _layouts.DockLayout:
+        return _layouts.PRESENTATION if self.presentation else _layouts.layout_named(self.layout_name)
+
     def _apply_default_sizes(self) -> None:
-        """Tabs and dock proportions, once the window is shown at its real size.
+        """Arrange the current named layout at the window's real size."""
+        hidden = () if len(self._cluster_names) > 1 else ("fleet",)
+        _layouts.arrange(self, self.docks, self._layout_spec(), hidden=hidden,
+                         kpi_px=_theme.current().px)
+        self._size_fleet_dock()
 
-        Tabifying before the window is shown leaves stray tab bars drawn over the docks
-        (Qt 6.11), and sizes set before it has its size are ignored: both wait for showEvent.
-        """
-        d = self.docks
-        if "alerts" in d:
-            self.tabifyDockWidget(d["alerts"], d["incidents"])
-            self.tabifyDockWidget(d["tenants"], d["sources"])
-            d["alerts"].raise_()
-            d["tenants"].raise_()
-        # Designed at 1920x1080 and scaled to the window: on a 4K wall the same proportions, not
-        # the same pixels (a 150-pixel KPI row would leave the numbers a sliver of the screen);
-        # the KPI row follows the text size, which grows with the screen.
-        fx = max(self.width(), 1) / 1920.0
-        fy = max(self.height(), 1) / 1080.0
-        kpi = _theme.current().px(200 if self.presentation else 150)
+    def set_named_layout(self, name: str) -> None:
+        """Switch to the named dock layout ("NOC wall", "triage", "capacity") now; remembered
+        for this screen when the window closes."""
+        self.layout_name = _layouts.layout_named(name).name
+        for n, a in self.layout_actions.items():
+            a.setChecked(n == self.layout_name)
+        if self.isVisible() and not self._first_show:
+            self._apply_default_sizes()
+            self.set_layout_locked(self.layout_locked)
+            self.statusBar().showMessage(f"Layout: {self.layout_name}", 5_000)
 
-        def size(docks: list[str], px: list[int], f: float, o: Qt.Orientation) -> None:
-            self.resizeDocks([d[k] for k in docks], [round(v * f) for v in px], o)
-
-        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        if self.presentation:
-            # Only three docks: the KPI row alone in the list would be given all the height.
-            self.resizeDocks([d["kpi"], d["heatmap"]], [kpi, max(1, self.height() - kpi)], vertical)
-            size(["heatmap", "capacity"], [1150, 770], fx, horizontal)
-        else:
-            self.resizeDocks([d["kpi"]], [kpi], vertical)
-            size(["heatmap", "capacity"], [1080, 840], fx, horizontal)
-            if "jobs" in d:
-                size(["heatmap", "jobs"], [520, 380], fy, vertical)
-            if "alerts" in d:
-                size(["capacity", "alerts", "tenants"], [320, 280, 300], fy, vertical)
-            self._size_fleet_dock()
+    def next_layout(self) -> None:
+        names = [x.name for x in _layouts.LAYOUTS]
+        i = names.index(self.layout_name) if self.layout_name in names else -1
+        self.set_named_layout(names[(i + 1) % len(names)])
 
     def _size_fleet_dock(self) -> None:
         """Tall enough for every cluster's row and no taller: the map below needs the room."""
@@ -312,6 +284,7 @@ class MainWindow(QMainWindow):
         s.setValue(f"{self._prefix}/geometry", self.saveGeometry())
         s.setValue(f"{self._prefix}/state", self.saveState(STATE_VERSION))
         s.setValue(f"{self._prefix}/locked", self.layout_locked)
+        self._layout_store.save(self, self.layout_name)
         s.sync()
 
     def _restore_geometry(self) -> None:
@@ -324,8 +297,12 @@ class MainWindow(QMainWindow):
         if self._settings is None:
             return False
         s = self._settings
+        saved = None if self.presentation else self._layout_store.saved_name(self)
+        if saved is not None:
+            self.set_named_layout(saved)
         state = s.value(f"{self._prefix}/state")
-        ok = isinstance(state, QByteArray) and self.restoreState(state, STATE_VERSION)
+        ok = self._layout_store.restore(self) or (
+            isinstance(state, QByteArray) and self.restoreState(state, STATE_VERSION))
         locked = s.value(f"{self._prefix}/locked", True)
         self.set_layout_locked(locked not in (False, "false", 0, "0"))
         return bool(ok)
@@ -355,7 +332,7 @@ class MainWindow(QMainWindow):
         self.cluster_combo.setObjectName("ClusterSwitcher")
         self.cluster_combo.setToolTip("Which cluster the panels show (Ctrl+Shift+1..9)")
         self.cluster_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.cluster_combo.activated.connect(self._on_combo_activated)
+        self.cluster_combo.activated.connect(self.clusters.on_combo_activated)
         self.cluster_combo.hide()  # only with more than one cluster
         self.cluster_caption = QLabel("Cluster", self)
         self.cluster_caption.setObjectName("ClusterSwitcherCaption")
@@ -396,7 +373,7 @@ class MainWindow(QMainWindow):
 
         file_menu = self.menu_bar.addMenu("&File")
         file_menu.addAction(action("&Quit", "Ctrl+Q", self.close))
-        view = self.menu_bar.addMenu("&View")
+        view = self.view_menu = self.menu_bar.addMenu("&View")
         self.fullscreen_action = action("&Full screen", "F11", self.toggle_fullscreen)
         view.addAction(self.fullscreen_action)
         view.addAction(action("Larger text", "Ctrl+=", lambda: self.change_font_scale(1.15)))
@@ -428,8 +405,59 @@ class MainWindow(QMainWindow):
             return
         dock.show()
         dock.raise_()
-        panel = self.panels[key]
-        panel.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        focus_target(self.panels[key]).setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    # -- themes ---------------------------------------------------------------------------------
+
+    def _make_panel(self, spec: PanelSpec) -> QWidget:
+        """Create the panel of ``spec`` into its dock (at start, and again for a new theme)."""
+        panel = load_panel(spec, self.context)
+        if self.presentation and hasattr(panel, "public_safe"):
+            panel.public_safe = True
+        if hasattr(panel, "cluster_requested"):  # the fleet panel's rows switch cluster
+            panel.cluster_requested.connect(self.switch_cluster)
+        self.docks[spec.key].setWidget(LayoutFirewall(panel))
+        self.panels[spec.key] = panel
+        return panel
+
+    def _apply_saved_theme(self) -> None:
+        """The theme the operator last chose from the menu, over the configured one."""
+        saved = None if self._settings is None else self._settings.value("display/theme")
+        if saved:
+            blind = self._settings.value("display/colour_blind", False) in (True, "true", 1, "1")
+            self.set_theme(str(saved), colour_blind=blind, remember=False)
+
+    def set_theme(self, name: str, *, colour_blind: bool | None = None, remember: bool = True) -> None:
+        """Restyle the whole window in theme ``name`` ("dark", "light", "high-contrast"),
+        optionally with the colour-blind-safe health colours. Plots take their colours when
+        they are built, so the panels are built again, with the newest frame."""
+        th = _theme.current()
+        blind = th.colour_blind if colour_blind is None else colour_blind
+        try:
+            new = _theme.theme_named(name, colour_blind=blind, font_scale=th.font_scale)
+        except ValueError as exc:
+            log.warning("%s", exc)
+            return
+        app = QApplication.instance()
+        if app is not None:
+            _theme.apply(app, new)
+        else:
+            _theme.set_current(new)
+        for spec in PANELS:
+            if spec.key in self.panels:
+                self.panels[spec.key].deleteLater()
+                panel = self._make_panel(spec)
+                if self._frame is not None:
+                    panel.show_frame(self._frame)
+                    if panel.isVisible():
+                        panel.render_now()
+        if hasattr(self, "navigation"):
+            self.navigation.show_outline()
+        if getattr(self, "keyboard", None) is not None:
+            self.keyboard.sync_theme()
+        if remember and self._settings is not None:
+            self._settings.setValue("display/theme", new.name)
+            self._settings.setValue("display/colour_blind", new.colour_blind)
 
     def toggle_fullscreen(self) -> None:
         self.showNormal() if self.isFullScreen() else self.showFullScreen()
@@ -455,144 +483,62 @@ class MainWindow(QMainWindow):
     def _drilldowns(self) -> dict[str, QWidget]:
         """The drill-down windows of the cluster on screen: tenants by account, nodes as
         ``node:<name>``, jobs as ``job:<id>``."""
-        return self._drilldowns_by_cluster.setdefault(self._current, {})
+        return self.navigation.drilldowns
+
+    @property
+    def frame(self) -> Frame | None:
+        """The newest frame of the cluster on screen (None before the first)."""
+        return self._frame
 
     @property
     def current_cluster(self) -> str | None:
         """The cluster the panels show (None until `set_clusters`, with a single engine)."""
-        return self._current
+        return self.clusters.current
 
     @property
     def cluster_names(self) -> tuple[str, ...]:
-        return self._cluster_names
+        return self.clusters.names
+
+    @property
+    def cluster_actions(self) -> list[QAction]:
+        """"Show cluster X" (Ctrl+Shift+1..9), one per cluster."""
+        return self.clusters.shortcuts
+
+    @property
+    def _cluster_names(self) -> tuple[str, ...]:
+        return self.clusters.names
+
+    @property
+    def _pending(self) -> str | None:
+        return self.clusters.pending
+
+    @property
+    def _cluster_status(self) -> dict[str, EngineStatus]:
+        return self.clusters.status
 
     def set_clusters(self, names: Sequence[str], *, actions: Mapping[str, Any] | None = None,
                      simulated: Mapping[str, bool] | None = None, current: str | None = None) -> None:
         """Name the clusters this window can show, their actions, and which one to show first.
 
         With more than one: the switcher and the fleet overview appear, and Ctrl+Shift+1..9
-        switch. Frames then come through `show_cluster_frame`.
+        switch. Frames then come through `show_cluster_frame` (`widgets.clusters`).
         """
-        self._cluster_names = tuple(names)
-        self._cluster_actions = dict(actions or {})
-        self._fleet_frames = {n: self._fleet_frames.get(n) for n in self._cluster_names}
-        several = len(self._cluster_names) > 1
-        combo = self.cluster_combo
-        combo.blockSignals(True)
-        combo.clear()
-        combo.addItems(list(self._cluster_names))
-        combo.blockSignals(False)
-        combo.setVisible(several)
-        self.cluster_caption.setVisible(several)
-        for a in self.cluster_actions:
-            self.removeAction(a)
-            a.deleteLater()
-        self.cluster_actions = []
-        for i, name in enumerate(self._cluster_names[:9]):
-            a = QAction(f"Show cluster {name}", self)
-            a.setShortcut(QKeySequence(f"Ctrl+Shift+{i + 1}"))
-            a.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
-            a.triggered.connect(lambda _=False, n=name: self.switch_cluster(n))
-            self.addAction(a)
-            self.cluster_actions.append(a)
-        if hasattr(self, "_cluster_menu"):
-            self._cluster_menu.clear()
-            self._cluster_menu.menuAction().setVisible(several)
-            for a in self.cluster_actions:
-                self._cluster_menu.addAction(a)
-        fleet = self.panels.get("fleet")
-        if fleet is not None and hasattr(fleet, "set_clusters"):
-            fleet.set_clusters(self._cluster_names, simulated)
-        dock = self.docks.get("fleet")
-        if dock is not None:
-            dock.setVisible(several)
-            self._size_fleet_dock()
-        first = current if current in self._cluster_names else (
-            self._cluster_names[0] if self._cluster_names else None)
-        self._current = first
-        self._pending = None
-        if first is not None:
-            self._select_in_combo(first)
-            if not self.presentation:
-                self.context.actions = self._cluster_actions.get(first)
-            if fleet is not None and hasattr(fleet, "set_shown"):
-                fleet.set_shown(first)
-            frame = self._fleet_frames.get(first)
-            if frame is not None:
-                self.show_frame(frame, arrived=self._fleet_arrived.get(first))
+        self.clusters.set_clusters(names, actions=actions, simulated=simulated, current=current)
 
     @Slot(str, object)
     def show_cluster_frame(self, name: str, frame: Frame) -> None:
         """A frame of any cluster of the fleet; only the shown cluster's reach the panels."""
-        if name not in self._fleet_frames:
-            return  # not a cluster of ours (a late frame after set_clusters changed)
-        self._fleet_frames[name] = frame
-        self._fleet_arrived[name] = self._clock()
-        fleet = self.panels.get("fleet")
-        if fleet is not None and hasattr(fleet, "show_fleet"):
-            fleet.show_fleet(self._fleet_frames)
-        if self._pending == name:
-            self.switch_cluster(name)
-        elif name == self._current:
-            self.show_frame(frame)
-        else:
-            for win in list(self._drilldowns_by_cluster.get(name, {}).values()):
-                win.show_frame(frame)
+        self.clusters.show_cluster_frame(name, frame)
 
     @Slot(str, object)
     def show_cluster_engine_status(self, name: str, status: EngineStatus) -> None:
         """A fleet engine's health; the banner and sources panel follow the cluster shown."""
-        self._cluster_status[name] = status
-        if name == self._current:
-            self.show_engine_status(status)
+        self.clusters.show_cluster_engine_status(name, status)
 
     @Slot(str)
     def switch_cluster(self, name: str) -> bool:
-        """Show ``name`` in every panel; True when done now, False when it has no data yet (it
-        is then shown as soon as its first frame arrives) or is not a configured cluster."""
-        if name not in self._cluster_names:
-            return False
-        self._select_in_combo(name)
-        frame = self._fleet_frames.get(name)
-        if frame is None:
-            self._pending = None if name == self._current else name
-            if self._pending is not None:
-                shown = self._current or "nothing"
-                self.cluster_label.setText(f"{name} · waiting for its first data "
-                                           f"(still showing {shown})")
-            return False
-        self._pending = None
-        changed = name != self._current
-        self._current = name
-        if not self.presentation:
-            self.context.actions = self._cluster_actions.get(name)
-        if changed:
-            self.show_engine_status(self._cluster_status.get(name))
-        fleet = self.panels.get("fleet")
-        if fleet is not None and hasattr(fleet, "set_shown"):
-            fleet.set_shown(name)
-        # Its frame's age counts from when it arrived, not from the switch.
-        self.show_frame(frame, arrived=self._fleet_arrived.get(name))
-        self._show_outline()
-        if changed:
-            # At once, not on the next redraw tick: the operator just asked for it.
-            for panel in self.panels.values():
-                if panel.isVisible():
-                    panel.render_now()
-            self.cluster_changed.emit(name)
-        return True
-
-    def _select_in_combo(self, name: str) -> None:
-        i = self.cluster_combo.findText(name, Qt.MatchFlag.MatchExactly)
-        if i >= 0 and self.cluster_combo.currentIndex() != i:
-            self.cluster_combo.blockSignals(True)
-            self.cluster_combo.setCurrentIndex(i)
-            self.cluster_combo.blockSignals(False)
-
-    @Slot(int)
-    def _on_combo_activated(self, index: int) -> None:
-        if 0 <= index < len(self._cluster_names):
-            self.switch_cluster(self._cluster_names[index])
+        """Show ``name`` in every panel; False when it has no data yet (shown when it comes)."""
+        return self.clusters.switch(name)
 
     @Slot(object)
     def show_frame(self, frame: Frame, arrived: float | None = None) -> None:
@@ -610,10 +556,16 @@ class MainWindow(QMainWindow):
             self.tick()  # an older frame (another cluster's): aged at once, not a second later
 
     def _hand_to_panels(self, frame: Frame) -> None:
+        shown = frame if self.frame_filter is None else self.frame_filter(frame)
         for panel in self.panels.values():
-            panel.show_frame(frame)
-        for win in list(self._drilldowns.values()):
-            win.show_frame(frame)
+            panel.show_frame(shown)
+        self.navigation.hand_frame(shown)
+        self.frame_shown.emit(frame)
+
+    def reshow(self) -> None:
+        """Hand the newest frame to the panels again (the time scrubber moved)."""
+        if self._frame is not None:
+            self._hand_to_panels(self._frame)
 
     @Slot(object)
     def show_engine_status(self, status: EngineStatus | None) -> None:
@@ -701,158 +653,7 @@ class MainWindow(QMainWindow):
         if self.age_label.text() != text:
             self.age_label.setText(text)
 
-    @Slot(str)
-    def _on_tenant_requested(self, account: str) -> None:
-        if self.presentation:
-            return  # tenant identities are not shown in public
-        win = self._drilldowns.get(account)
-        if win is None:
-            try:
-                mod = importlib.import_module("widgets.tenant_drilldown")
-                win = mod.TenantDrilldownWindow(account, self.context, self)
-            except Exception as exc:
-                log.exception("tenant drill-down for %s failed", account)
-                self.statusBar().showMessage(f"Cannot open tenant {account}: {exc}", 10_000)
-                return
-            cluster = self._current
-            windows = self._drilldowns
-            windows[account] = win
-            win.destroyed.connect(lambda _=None, a=account, w=windows: w.pop(a, None))
-            win.destroyed.connect(lambda _=None, w=win: self._forget_outline_owner(w))
-            win.closed.connect(lambda w=win: self._clear_highlight(w))
-            win.activated.connect(lambda w=win: self._highlight_from(w))
-            if len(self._cluster_names) > 1 and cluster is not None:
-                _name_cluster_in_title(win, cluster)
-            if self._frame is not None:
-                win.show_frame(self._frame)
-        win.show()
-        win.raise_()
-        win.activateWindow()
-        self._highlight_from(win)
-
-    @Slot(str, int)
-    def _on_gpu_requested(self, node: str, gpu: int) -> None:
-        self.statusBar().showMessage(f"Selected GPU {node}/{gpu}", 10_000)
-        self._ask_panel("jobs", "select_node", node)
-        self._open_node(node, int(gpu))
-
-    @Slot(str)
-    def _on_node_requested(self, node: str) -> None:
-        self.statusBar().showMessage(f"Selected node {node}", 10_000)
-        self._ask_panel("jobs", "select_node", node)
-        self._open_node(node, None)
-
-    @Slot(int)
-    def _on_job_requested(self, job_id: int) -> None:
-        self.statusBar().showMessage(f"Selected job {job_id}", 10_000)
-        if self._ask_panel("jobs", "select_job", job_id):
-            self.focus_panel("jobs")
-        win = self._open_drilldown(f"job:{int(job_id)}", "widgets.job_drilldown",
-                                   "JobDrilldownWindow", int(job_id))
-        if win is not None:
-            self._highlight_from(win)
-
-    @Slot(str)
-    def _on_rack_requested(self, rack: str) -> None:
-        self.statusBar().showMessage(f"Rack {rack}: see its block on the GPU health map", 10_000)
-        self.focus_panel("heatmap")
-
-    @Slot(str, tuple)
-    def _on_nodes_requested(self, words: str, nodes: tuple) -> None:
-        """Outline a group of nodes (a PDU's, a switch's) on the map until a drill-down window
-        takes the outline or the operator switches cluster."""
-        from widgets.drilldown_common import MapSubject
-
-        self._outline_owners.pop(self._current, None)
-        cluster = None if self._frame is None else self._frame.cluster
-        self._ask_panel("heatmap", "set_outline", MapSubject(nodes=tuple(nodes), cluster=cluster))
-        self.statusBar().showMessage(f"{words}: {len(nodes)} nodes outlined on the GPU health map", 10_000)
-        self.focus_panel("heatmap")
-
-    def _open_node(self, node: str, gpu: int | None) -> None:
-        win = self._open_drilldown(f"node:{node}", "widgets.node_drilldown", "NodeDrilldownWindow",
-                                   node, gpu=gpu)
-        if win is None:
-            return
-        if gpu is not None and getattr(win, "selected_gpu", gpu) != gpu:
-            win.select_gpu(gpu)
-        self._highlight_from(win)
-
-    def _open_drilldown(self, key: str, module: str, cls: str, subject: object,
-                        **kw: object) -> QWidget | None:
-        """Open or raise the drill-down window ``key`` of the cluster on screen (one each).
-
-        Presentation mode opens none: these windows name users, tenants and jobs.
-        """
-        if self.presentation:
-            return None
-        win = self._drilldowns.get(key)
-        if win is None:
-            try:
-                win = getattr(importlib.import_module(module), cls)(subject, self.context, self, **kw)
-            except Exception as exc:
-                log.exception("drill-down %s failed", key)
-                self.statusBar().showMessage(f"Cannot open {key.replace(':', ' ')}: {exc}", 10_000)
-                return None
-            windows = self._drilldowns
-            windows[key] = win
-            win.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
-            win.destroyed.connect(lambda _=None, k=key, w=windows: w.pop(k, None))
-            win.destroyed.connect(lambda _=None, w=win: self._forget_outline_owner(w))
-            if hasattr(win, "closed"):
-                win.closed.connect(lambda w=win: self._clear_highlight(w))
-            if hasattr(win, "activated"):
-                win.activated.connect(lambda w=win: self._highlight_from(w))
-            if hasattr(win, "gpu_selected"):
-                win.gpu_selected.connect(lambda _g, w=win: self._highlight_from(w))
-            if len(self._cluster_names) > 1 and self._current is not None:
-                _name_cluster_in_title(win, self._current)
-            if self._frame is not None:
-                win.show_frame(self._frame)
-        win.show()
-        win.raise_()
-        win.activateWindow()
-        return win
-
-    def _highlight_from(self, win: QWidget) -> None:
-        """Outline the subject (a node, a GPU, a job's GPUs) of the drill-down window that was
-        just opened or activated, on its own cluster's map: on screen now if that cluster is
-        shown, else when the operator switches to it."""
-        subject = getattr(win, "map_subject", None)
-        if not callable(subject) or subject() is None:
-            return  # a window with nothing to outline keeps the outline as it is
-        self._outline_owners[self._cluster_of(win)] = win
-        self._show_outline()
-
-    def _clear_highlight(self, win: QWidget) -> None:
-        """A drill-down window closed: its outline goes (another window outlines on focus)."""
-        if self._forget_outline_owner(win):
-            self._show_outline()
-
-    def _forget_outline_owner(self, win: QObject) -> bool:
-        gone = [c for c, w in self._outline_owners.items() if w is win]
-        for c in gone:
-            del self._outline_owners[c]
-        return bool(gone)
-
-    def _show_outline(self) -> None:
-        """Hand the map the subject of the shown cluster's outline owner, or nothing: a node
-        name of another cluster may be a different machine here."""
-        owner = self._outline_owners.get(self._current)
-        try:
-            subject = owner.map_subject() if owner is not None else None
-        except RuntimeError:  # deleted on the C++ side before its destroyed signal reached us
-            self._outline_owners.pop(self._current, None)
-            subject = None
-        self._ask_panel("heatmap", "set_outline", subject)
-
-    def _cluster_of(self, win: QWidget) -> str | None:
-        for cluster, windows in self._drilldowns_by_cluster.items():
-            if any(w is win for w in windows.values()):
-                return cluster
-        return self._current
-
-    def _ask_panel(self, key: str, method: str, *args) -> bool:
+    def ask_panel(self, key: str, method: str, *args: object) -> bool:
         """Call an optional method of a panel if that panel offers it."""
         fn = getattr(self.panels.get(key), method, None)
         if callable(fn):
@@ -873,20 +674,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if self._persist:
             self.save_layout()
-        for windows in list(self._drilldowns_by_cluster.values()):
-            for win in list(windows.values()):
-                win.close()
+        self.navigation.close_all()
         super().closeEvent(event)
 
-
-def _name_cluster_in_title(win: QWidget, cluster: str) -> None:
-    """Keep "· <cluster>" at the end of a drill-down's title, whatever the window sets itself:
-    with several clusters two "HKU — tenant" windows must say which machine each one is about."""
-    suffix = f" \u00b7 {cluster}"
-
-    def keep(title: str) -> None:
-        if not title.endswith(suffix):
-            win.setWindowTitle(title + suffix)
-
-    win.windowTitleChanged.connect(keep)
-    keep(win.windowTitle())
