@@ -647,6 +647,10 @@ class Frame:
     #: The newest accounting read and its arithmetic (a `console.accounting.view.AccountingView`,
     #: typed loosely because the model imports nothing of the console); None without accounting.
     accounting: object | None = None
+    #: False when the job list is not known at all (a past moment rebuilt from the journal,
+    #: which keeps job events and minute totals, not the list): panels say so instead of
+    #: showing an empty queue as "0 jobs".
+    jobs_known: bool = True
 
     def age_s(self, kind: str) -> float | None:
         t = self.data_time.get(kind)

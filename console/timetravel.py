@@ -223,7 +223,9 @@ def past_frame(live: Frame, store: JournalStore, at: float) -> PastFrame:
         node_health=node_health, jobs=JobTable.empty(), kpis=kpis,
         tenants=_past_tenants(live.tenants, groups), history=_cut_history(live.history, at),
         alerts=open_alerts(store, at), silences=(), anomalies=anomalies,
-        causes=open_causes(store, at), data_time=data_time)
+        causes=open_causes(store, at), data_time=data_time,
+        jobs_known=False,  # the journal keeps no job list: the queue says so, not "0 jobs"
+        accounting=None)  # usage and money are read live; the past shows them as unknown
     missing = ["individual jobs (the journal keeps job events and minute totals)",
                "per-GPU readings (the journal keeps each node's minute)"]
     if not known:

@@ -77,6 +77,7 @@ class JobsPanel(Panel):
         self.node_chip.setToolTip("Showing only the jobs on this node; click to show all")
         self.node_chip.setVisible(False)
         self.count_label = QLabel("", self)
+        self._jobs_known = True  # False for a past moment: the journal keeps no job list
         self.count_label.setObjectName("JobsCount")
         self.table = JobsTableView(self.model, self)
 
@@ -107,6 +108,7 @@ class JobsPanel(Panel):
         self.header.set_age(frame, "scheduler")
         selected = self.selected_job_id()
         self.model.set_jobs(frame.jobs, frame.data_now or frame.time, frame.tenants)
+        self._jobs_known = frame.jobs_known
         self._reselect(selected)
         self._update_count()
 
@@ -206,7 +208,10 @@ class JobsPanel(Panel):
     @Slot()
     def _update_count(self) -> None:
         shown, total = self.model.rowCount(), len(self.model.jobs)
-        text = (f"{fmt_int(total)} jobs" if shown == total
-                else f"{fmt_int(shown)} of {fmt_int(total)} jobs")
+        if not self._jobs_known:
+            text = "no job list for this moment (the journal keeps job events, not the list)"
+        else:
+            text = (f"{fmt_int(total)} jobs" if shown == total
+                    else f"{fmt_int(shown)} of {fmt_int(total)} jobs")
         if self.count_label.text() != text:
             self.count_label.setText(text)

@@ -60,7 +60,10 @@ def test_panels_show_the_past_marked_then_live_again(qtbot, tmp_path: Path) -> N
     assert "no job list or per-GPU readings then" in scrubber.banner.text()
     assert win.panels["heatmap"].frame.nodes.state.tolist() == [2, 2, 6, 1]
     assert [a.name for a in win.panels["alerts"].frame.alerts] == ["NodeDown"]
-    assert len(win.panels["jobs"].frame.jobs) == 0  # jobs are not kept one by one
+    assert len(win.panels["jobs"].frame.jobs) == 0  # jobs are not kept one by one ...
+    # ... so the queue says the list is unknown instead of "0 jobs"
+    assert win.panels["jobs"].count_label.text().startswith("no job list for this moment")
+    assert win.panels["tenants"].frame.accounting is None  # money is read live only
     # New live frames keep arriving: the panels stay in the past, the window's frame is live.
     win.show_frame(make_test_frame(seq=2, now=NOW + 1))
     assert delivered(win) == "1,234 PF"
@@ -68,6 +71,7 @@ def test_panels_show_the_past_marked_then_live_again(qtbot, tmp_path: Path) -> N
 
     scrubber.go_live()
     assert delivered(win) == "12.0 PF"
+    assert win.panels["jobs"].count_label.text().endswith(" jobs")
     assert scrubber.banner.text() == "LIVE"
     assert win.panels["kpi"].frame.seq == 2
 
