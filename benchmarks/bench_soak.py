@@ -3,16 +3,19 @@
     python benchmarks/bench_soak.py [--minutes 10] [--nodes 4096] [--hours 24] [--sample-s 30]
                                     [--speed X] [--engine auto|thread|process]
 
-Runs the simulated cluster headless (no GUI, so no Qt timers to count) with the engine chosen
+Runs the simulated cluster headless (no GUI, so no Qt timers to count: the engine's own timers
+are threads, counted with them) with the engine chosen
 as the CLI chooses it (``--engine auto``: a worker process above 1,024 nodes) and a time warp
 (``--speed``, by default 50 % more than makes ``--hours`` simulated hours pass in
 ``--minutes`` of wall time, as polls run late on a busy machine). Every ``--sample-s`` wall
 seconds it samples the resident memory, threads and open file descriptors of this process and
-of the engine's worker process, and the simulated time of the newest frame. At the end it
-prints RSS over time, the RSS slope over the last half of the run in MiB per wall hour (a leak
-shows as a slope that does not fall towards zero), and thread and descriptor counts first and
-last. It ends once ``--hours`` have been simulated, or after ``--minutes`` of wall time,
-whichever comes first.
+of the engine's worker process, and the simulated time of the newest frame, with the sizes
+of what a frame carries that grows with the simulated day (job table rows, open anomalies,
+rows of the accounting view: this month's jobs, by design). At the end it prints RSS over
+time, the RSS slope of each process over the last half of the run in MiB per wall hour and per
+simulated hour (a leak shows as a slope that does not fall towards zero), and thread and
+descriptor counts first, last and at most. It ends once ``--hours`` have been simulated, or
+after ``--minutes`` of wall time, whichever comes first.
 
 Why: a console left on a wall for weeks must not grow. Figures are printed, never asserted
 (machines are noisy). Linux only (reads /proc).
@@ -44,6 +47,7 @@ class Sample:
     frames: int
     jobs: int  # rows of the newest frame's job table (-1 before the first frame)
     anomalies: int  # open anomalies in the newest frame
+    acct_rows: int  # jobs in the frame's accounting view (-1 without one)
     rss_mib: float  # this process
     threads: int
     fds: int
@@ -100,6 +104,14 @@ def slope_mib_per_h(samples: list[tuple[float, float]]) -> float:
     return sum((t - mt) * (v - mv) for t, v in pts) / den * 3600.0
 
 
+def accounting_rows(frame: Frame | None) -> int:
+    """Jobs in the frame's accounting view (a month of them grows with the month), -1 if none."""
+    view = getattr(frame, "accounting", None)
+    table = getattr(view, "table", None)
+    job_id = getattr(table, "job_id", None)
+    return -1 if job_id is None else len(job_id)
+
+
 def run(args: argparse.Namespace) -> list[Sample]:
     wall = args.minutes * 60.0
     # Polls run late on a busy machine (the simulator at 4,096 nodes takes about 12 ms per
@@ -139,11 +151,12 @@ def run(args: argparse.Namespace) -> list[Sample]:
                     n = frames[0]
                 child = getattr(engine, "pid", None)
                 jobs = len(f.jobs.job_id) if f else -1  # what the engine holds grows with these
-                s = Sample(now - t0, sim_h, n, jobs, len(f.anomalies) if f else 0, rss_mib(me),
-                           threads(me), fds(me), rss_mib(child), threads(child), fds(child))
+                s = Sample(now - t0, sim_h, n, jobs, len(f.anomalies) if f else 0,
+                           accounting_rows(f), rss_mib(me), threads(me), fds(me),
+                           rss_mib(child), threads(child), fds(child))
                 samples.append(s)
                 print(f"  {s.wall_s / 60:5.1f} min  sim {s.sim_h:6.2f} h  frames {s.frames:5d}  "
-                      f"jobs {s.jobs:6d}  anomalies {s.anomalies:4d}  "
+                      f"jobs {s.jobs:6d}  anomalies {s.anomalies:4d}  acct {s.acct_rows:6d}  "
                       f"RSS {s.rss_mib:7.1f} MiB (worker {s.child_rss_mib:7.1f} MiB)  "
                       f"threads {s.threads}/{s.child_threads}  fds {s.fds}/{s.child_fds}",
                       flush=True)
@@ -163,26 +176,35 @@ def report(samples: list[Sample]) -> None:
         return
     a, z = samples[0], samples[-1]
     half = [s for s in samples if s.wall_s >= z.wall_s / 2]
+    warp = z.sim_h / max(z.wall_s / 3600, 1e-9)  # simulated hours per wall hour
+
+    def per_sim_h(slope: float) -> str:
+        return f"{slope / warp:+.2f}" if warp > 0 and not math.isnan(slope) else "nan"
+
     total = [(s.wall_s, s.rss_mib + (0.0 if math.isnan(s.child_rss_mib) else s.child_rss_mib))
              for s in samples]
     print("summary")
-    print(f"  wall {z.wall_s / 60:.1f} min, simulated {z.sim_h:.2f} h, {z.frames} frames")
+    print(f"  wall {z.wall_s / 60:.1f} min, simulated {z.sim_h:.2f} h, {z.frames} frames "
+          f"({warp:.0f} simulated h per wall h)")
+    mine = slope_mib_per_h([(s.wall_s, s.rss_mib) for s in half])
     print(f"  RSS this process   first {a.rss_mib:7.1f} MiB  last {z.rss_mib:7.1f} MiB  "
           f"max {max(s.rss_mib for s in samples):7.1f} MiB  slope over the last half "
-          f"{slope_mib_per_h([(s.wall_s, s.rss_mib) for s in half]):+.1f} MiB/h")
+          f"{mine:+.1f} MiB per wall h = {per_sim_h(mine)} MiB per simulated h")
     if not math.isnan(z.child_rss_mib):
+        child = slope_mib_per_h([(s.wall_s, s.child_rss_mib) for s in half])
         print(f"  RSS worker process first {a.child_rss_mib:7.1f} MiB  last {z.child_rss_mib:7.1f} "
               f"MiB  max {max(s.child_rss_mib for s in samples):7.1f} MiB  slope over the last "
-              f"half {slope_mib_per_h([(s.wall_s, s.child_rss_mib) for s in half]):+.1f} MiB/h")
+              f"half {child:+.1f} MiB per wall h = {per_sim_h(child)} MiB per simulated h")
     both = slope_mib_per_h([p for p in total if p[0] >= z.wall_s / 2])
-    warp = z.sim_h / max(z.wall_s / 3600, 1e-9)
     print(f"  RSS both           slope over the last half {both:+.1f} MiB per wall hour "
-          f"= {both / warp if warp > 0 else math.nan:+.2f} MiB per simulated hour "
-          f"({warp:.0f} simulated h per wall h)")
-    print(f"  job table rows     {a.jobs} -> {z.jobs}, open anomalies {a.anomalies} -> {z.anomalies}")
-    print(f"  threads            this process {a.threads} -> {z.threads}, "
-          f"worker {a.child_threads} -> {z.child_threads}")
-    print(f"  file descriptors   this process {a.fds} -> {z.fds}, worker {a.child_fds} -> {z.child_fds}")
+          f"= {per_sim_h(both)} MiB per simulated hour")
+    print(f"  job table rows     {a.jobs} -> {z.jobs}, open anomalies {a.anomalies} -> {z.anomalies}, "
+          f"accounting view rows {a.acct_rows} -> {z.acct_rows}")
+    print(f"  threads            this process {a.threads} -> {z.threads} "
+          f"(max {max(s.threads for s in samples)}), worker {a.child_threads} -> "
+          f"{z.child_threads} (max {max(s.child_threads for s in samples)})")
+    print(f"  file descriptors   this process {a.fds} -> {z.fds} (max {max(s.fds for s in samples)}), "
+          f"worker {a.child_fds} -> {z.child_fds} (max {max(s.child_fds for s in samples)})")
 
 
 def main() -> None:

@@ -47,6 +47,8 @@ from console.actions import ACTION_NAMES, ActionResult
 from console.config import ClusterSettings, Settings
 from console.engine import (Engine, EngineCommon, EngineState, EngineStatus, FrameCallback,
                             OperatorActions, StatusCallback, poll_once)
+from console.frame_wire import ViewReceiver, ViewSender
+from console.memory import Trimmer
 from console.model import Frame, freeze_arrays
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,8 @@ class _FrameSender:
         self._caps: dict[str, str | None] | None = None
         self._caps_at = 0.0
         self.thread = threading.Thread(target=self._run, name="engine-sender", daemon=True)
+        self._trimmer = Trimmer()  # freed frame buffers go back to the OS (console.memory)
+        self._views = ViewSender()  # the accounting view goes once per read (console.frame_wire)
 
     def offer(self, frame: Frame) -> None:
         with self._cond:
@@ -126,9 +130,15 @@ class _FrameSender:
                     return
                 frame, self._slot = self._slot, None
             self.send_caps(force=False)
+            assert frame is not None  # (the wait above ends with a frame or returns)
+            view, frame = self._views.outgoing(frame)
+            if view is not None and not _child_control(self._conn, self._lock, "view", view):
+                return
             data = pickle.dumps(frame, protocol=PICKLE_PROTOCOL)
             if not _child_send(self._conn, self._lock, _FRAME, data):
                 return
+            del frame, data
+            self._trimmer.maybe_trim()
 
     def send_caps(self, force: bool) -> None:
         """Send the actions' capabilities when they changed (checked at most every 2 s).
@@ -393,6 +403,7 @@ class _Worker:
     started: float  # time.monotonic() at spawn
     seq_offset: int  # frames built by the workers before this one (frame seq continues)
     receiver: threading.Thread | None = None
+    views: ViewReceiver = dataclasses.field(default_factory=ViewReceiver)
 
     @property
     def pid(self) -> int | None:
@@ -457,6 +468,7 @@ class ProcessEngine(EngineCommon):
         self._stopping = False
         #: seconds the receiver spent unpickling the last frame (GIL time in this process)
         self.last_receive_s = 0.0
+        self._trimmer = Trimmer()  # freed frame buffers go back to the OS (console.memory)
 
     def __repr__(self) -> str:
         return f"ProcessEngine({self.cluster.name!r}, pid={self.pid})"
@@ -656,7 +668,7 @@ class ProcessEngine(EngineCommon):
 
     def _deliver(self, raw: bytes, worker: _Worker) -> None:
         t0 = time.perf_counter()
-        frame: Frame = pickle.loads(memoryview(raw)[1:])
+        frame: Frame = worker.views.incoming(pickle.loads(memoryview(raw)[1:]))
         freeze_arrays(frame)  # unpickled arrays are writeable again: published frames are not
         if worker.seq_offset:
             frame = dataclasses.replace(frame, seq=frame.seq + worker.seq_offset)
@@ -684,6 +696,7 @@ class ProcessEngine(EngineCommon):
                 cb(frame)
             except Exception:  # noqa: BLE001 - one bad subscriber must not stop the others
                 log.exception("frame subscriber failed")
+        self._trimmer.maybe_trim()
 
     def _control(self, msg: tuple[Any, ...], worker: _Worker) -> None:
         kind = msg[0]
@@ -693,6 +706,8 @@ class ProcessEngine(EngineCommon):
                 fut = self._pending.pop(call_id, None)
             if fut is not None and not fut.done():
                 fut.set_result((ok, value))
+        elif kind == "view":  # the accounting view that the next frames name (frame_wire)
+            worker.views.received(msg[1])
         elif kind == "caps":
             self._proxy._caps = dict(msg[1])
         elif kind == "ready":

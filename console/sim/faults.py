@@ -72,6 +72,12 @@ FIRST_HOUR: tuple[tuple[float, str], ...] = (
     (35 * MIN, "node_down"), (40 * MIN, "power_cap"), (45 * MIN, "ecc_dbe"),
     (50 * MIN, "nvlink"), (53 * MIN, "switch_down"), (56 * MIN, "pdu_trip"),
 )
+#: Ended faults stay in the ground truth for a simulated week, and at most this many of them:
+#: a demo left running for months would otherwise keep every fault it ever injected (each with
+#: its victims' job lists; a queue surge names a third of the nodes' worth of jobs). A week
+#: covers what evaluation scores (bench_detection.py runs a simulated day) with room.
+RECORD_KEEP_S = 7 * 24 * 3600.0
+MAX_RECORDS = 2000
 #: Random fault arrivals per simulated hour at 384 nodes, by kind (scaled by fault_rate).
 RATES_PER_HOUR = {
     "xid79": 0.25, "rack_cooling": 0.08, "nvlink": 0.15, "job_hang": 0.3, "straggler": 0.3,
@@ -81,13 +87,22 @@ RATES_PER_HOUR = {
 
 
 class FaultInjector:
-    """Schedules, applies and ends faults; driven by SimCluster.step under its lock."""
+    """Schedules, applies and ends faults; driven by SimCluster.step under its lock.
 
-    def __init__(self, sim: "SimCluster", rng: np.random.Generator) -> None:
+    ``records`` holds the active faults and the ended ones of the last ``keep_s`` simulated
+    seconds, at most ``max_records`` of those (the oldest go first); ids keep counting.
+    """
+
+    def __init__(self, sim: "SimCluster", rng: np.random.Generator, *,
+                 keep_s: float = RECORD_KEEP_S, max_records: int = MAX_RECORDS) -> None:
         self.sim = sim
         self.rng = rng
+        self.keep_s = float(keep_s)
+        self.max_records = int(max_records)
         self.active: list[ActiveFault] = []
         self.records: list[ActiveFault] = []
+        self.started = 0  # faults started so far (ids and surge marks count on, never reused)
+        self._forget_at = sim.time + 3600.0
         self.script: list[tuple[float, str]] = []
         cfg = sim.config
         t0 = sim.time
@@ -128,6 +143,20 @@ class FaultInjector:
                 self._start(kind, t)
         for f in list(self.active):
             self._advance(f, t)
+        self._forget(t)
+
+    def _forget(self, t: float) -> None:
+        """Drop ended records older than ``keep_s``, then the oldest ended ones beyond
+        ``max_records`` (looked at once per simulated hour, or at once when over the cap)."""
+        if t < self._forget_at and len(self.records) <= self.max_records:
+            return
+        self._forget_at = t + 3600.0
+        keep = [f for f in self.records if f.end is None or t - f.end <= self.keep_s]
+        extra = sum(1 for f in keep if f.end is not None) - self.max_records
+        if extra > 0:  # the oldest ended ones (records are in order of start)
+            drop = {id(f) for f in [f for f in keep if f.end is not None][:extra]}
+            keep = [f for f in keep if id(f) not in drop]
+        self.records = keep
 
     def apply(self, fx: FaultEffects) -> None:
         """Write the effects of all active faults into the per-step modifier arrays."""
@@ -201,7 +230,8 @@ class FaultInjector:
     # -- start -------------------------------------------------------------------------------
     def _start(self, kind: str, t: float) -> ActiveFault | None:
         s, rng = self.sim, self.rng
-        fid = f"F{len(self.records) + 1:04d}"
+        nth = self.started  # ids and surge marks never repeat, however many records are kept
+        fid = f"F{nth + 1:04d}"
         dur = lambda lo, hi: t + float(rng.uniform(lo, hi)) * MIN  # noqa: E731
         f: ActiveFault | None = None
         if kind in ("xid79", "ecc_dbe"):
@@ -300,16 +330,17 @@ class FaultInjector:
             count = max(20, s.config.nodes // 3)
             slots = []
             for _ in range(count):
-                slots.extend(s.workload.submit(t, part, tenant, surge=len(self.records), allow_extras=False))
+                slots.extend(s.workload.submit(t, part, tenant, surge=nth, allow_extras=False))
             f.job_slots = slots
             f.job_ids = [int(s.workload.store.c["job_id"][x]) for x in slots]
             f.tenants = [s.accounts[tenant]]
-            f.value = float(len(self.records))
+            f.value = float(nth)
             f.description = f"queue surge: {len(slots)} jobs from {s.accounts[tenant]} in one burst"
         if f is None:
             return None
         self.active.append(f)
         self.records.append(f)
+        self.started += 1
         return f
 
     def _start_group(self, fid: str, kind: str, t: float,

@@ -127,7 +127,10 @@ class JobStore:
         state = c["state"][slots]
         running = np.isin(state, (int(JobState.RUNNING), int(JobState.COMPLETING)))
         end = np.where(running, c["start"][slots] + c["limit"][slots], c["end"][slots])
-        node_list = np.array([self.node_list[s] for s in slots], dtype=np.str_) if n else np.zeros(0, "U1")
+        # object, not fixed-width: the longest hostlist (a job on scattered nodes) would set
+        # every row's width, and fragmentation makes it grow all day (bench_soak.py)
+        node_list = np.empty(n, dtype=object)
+        node_list[:] = [self.node_list[s] for s in slots]
         return JobTable(
             job_id=c["job_id"][slots].copy(),
             array_job_id=c["array_job_id"][slots].copy(),

@@ -216,7 +216,7 @@ class PrometheusClient:
         return dict(data) if isinstance(data, Mapping) else {}
 
 
-class VectorSample(msgspec.Struct):
+class VectorSample(msgspec.Struct, gc=False):
     """One series of an instant vector as `PrometheusClient.query_series` decodes it:
     ``metric`` holds the asked labels as attributes (``""`` when absent), see `label_attrs`."""
 
@@ -232,8 +232,10 @@ def _vector_decoder(labels: tuple[str, ...]) -> Callable[[bytes], Any]:
     any label name works; values must be strings, as Prometheus sends them.
     """
     attrs = [f"l{i}" for i in range(len(labels))]
+    # gc=False: strings and a tuple hold no cycles; 32,768 of each per answer stay out of the
+    # collector's lists (cheaper to build, to walk, and to free)
     labels_t = msgspec.defstruct("SeriesLabels", [(a, str, "") for a in attrs],
-                                 rename=dict(zip(attrs, labels)))
+                                 rename=dict(zip(attrs, labels)), gc=False)
     sample_t = msgspec.defstruct("Sample", [("metric", labels_t), ("value", tuple[Any, float])],
                                  bases=(VectorSample,))
     typed_dict: Any = TypedDict  # built at run time: the label set is the site's
@@ -434,6 +436,10 @@ def cluster_delivered_pf_query(peak_tflops: Mapping[str, float], metrics: Metric
     return " + ".join(parts)
 
 
+class _NeedLabels(Exception):
+    """An answer decoded for fewer labels names a host whose model and rack are not known yet."""
+
+
 class _GpuIndex(dict):
     """GPU label -> local GPU index (-1: not a GPU index), parsed once per distinct label."""
 
@@ -447,6 +453,18 @@ class _Series:
     codes: np.ndarray  # int64 host code (index into the fetch's host table)
     gpus: np.ndarray  # int64 local GPU index
     values: np.ndarray  # float64
+
+
+def _up_series(result: list[Any], host_attrs: list[str],
+               inst_attr: str) -> list[tuple[str | None, str, bool]]:
+    """(host label, instance, up) of each `VectorSample` of an ``up`` answer: the first host
+    label that is set (None when none is), as `PrometheusTelemetrySource._host_of` reads it."""
+    ms = list(map(attrgetter("metric"), result))
+    hosts: list[str] = [""] * len(ms)
+    for a in host_attrs:
+        hosts = [h or x for h, x in zip(hosts, map(attrgetter(a), ms))]
+    ups = [v[1] >= 1 for v in map(attrgetter("value"), result)]
+    return [(h or None, i, u) for h, i, u in zip(hosts, map(attrgetter(inst_attr), ms), ups)]
 
 
 def _floats(raw: list[Any]) -> np.ndarray:
@@ -509,7 +527,8 @@ class PrometheusTelemetrySource:
         return None
 
     def _collect(self, result: list[dict], models: dict[str, str], racks: dict[str, str],
-                 host_codes: dict[str, int] | None = None) -> _Series:
+                 host_codes: dict[str, int] | None = None,
+                 asked: Sequence[str] | None = None) -> _Series:
         """One answer's per-GPU samples as (host code, gpu, value) columns.
 
         Runs once per series (32,768 per metric at 4,096 nodes), so it is one flat loop:
@@ -524,7 +543,7 @@ class PrometheusTelemetrySource:
         rack_label = self.metrics.rack_label
         hc = {} if host_codes is None else host_codes
         if result and isinstance(result[0], VectorSample):
-            return self._collect_typed(result, models, racks, hc)
+            return self._collect_typed(result, models, racks, hc, asked or self.labels_read())
         gpu_of: dict[Any, int] = {}
         bad = SourceError(ErrorKind.BAD_PAYLOAD, "unexpected series shape in a query answer "
                           "(expected {metric, value})")
@@ -574,23 +593,44 @@ class PrometheusTelemetrySource:
         return tuple(dict.fromkeys((*m.host_labels, m.gpu_label, *m.model_labels,
                                     *([m.rack_label] if m.rack_label else []), "instance")))
 
+    def narrow_labels(self, racks: Mapping[str, str], host_codes: Mapping[str, int]) -> tuple[str, ...]:
+        """The labels to decode from the answers after a poll's first: the host and GPU labels,
+        and the rack label while some host has no rack yet (not with ``reduce_labels``: those
+        answers carry only host and GPU).
+
+        Why: model, rack and instance are read once per host, from the first answer naming
+        it (normally the first metric's); decoding them again for every other metric costs
+        about a third of the decoding of each answer at 32,768 GPUs (bench_ingest.py).
+        """
+        m = self.metrics
+        labels = [*m.host_labels, m.gpu_label]
+        if m.rack_label and not m.reduce_labels and not racks.keys() >= host_codes.keys():
+            labels.append(m.rack_label)
+        return tuple(dict.fromkeys(labels))
+
     def _collect_typed(self, result: list[Any], models: dict[str, str],
-                       racks: dict[str, str], hc: dict[str, int]) -> _Series:
-        """`_collect` of `VectorSample`s (from `PrometheusClient.query_series`): the same
-        rules, column by column (C-level passes over the 32,768 series), the per-host
-        bookkeeping once per host (from its first series, as `_collect` does)."""
-        asked = self.labels_read()
+                       racks: dict[str, str], hc: dict[str, int],
+                       asked: Sequence[str]) -> _Series:
+        """`_collect` of `VectorSample`s (from `PrometheusClient.query_series`, decoded for the
+        labels ``asked``): the same rules, column by column (C-level passes over the 32,768
+        series), the per-host bookkeeping once per host (from its first series, as `_collect`
+        does). Raises `_NeedLabels` (before changing anything) when a host appears that has
+        no model yet and ``asked`` lacks the model labels an answer with all labels carries."""
         host_attrs = label_attrs(self.metrics.host_labels, asked)
-        gpu_attr, inst_attr = label_attrs((self.metrics.gpu_label, "instance"), asked)
-        model_attrs = label_attrs(self.metrics.model_labels, asked)
-        rack_label = self.metrics.rack_label
+        gpu_attr = label_attrs((self.metrics.gpu_label,), asked)[0]
+        have = set(asked)
+        inst_attr = label_attrs(("instance",), asked)[0] if "instance" in have else None
+        model_attrs = label_attrs([x for x in self.metrics.model_labels if x in have], asked)
+        rack_label = self.metrics.rack_label if self.metrics.rack_label in have else ""
         ms = list(map(attrgetter("metric"), result))
         hosts = list(map(attrgetter(host_attrs[0]), ms)) if host_attrs else [""] * len(ms)
-        for a in host_attrs[1:] if not all(hosts) else ():  # the first host label that is set
+        complete = all(hosts)  # (one pass over 32,768 strings: not repeated without need)
+        for a in host_attrs[1:] if not complete else ():  # the first host label that is set
             hosts = [h or x for h, x in zip(hosts, map(attrgetter(a), ms))]
+            complete = all(hosts)
         gpu_of = _GpuIndex()
         gis = list(map(gpu_of.__getitem__, map(attrgetter(gpu_attr), ms)))
-        if min(gpu_of.values(), default=0) < 0 or not all(hosts):
+        if min(gpu_of.values(), default=0) < 0 or not complete:
             keep = [i for i, (h, gi) in enumerate(zip(hosts, gis)) if h and gi >= 0]
             hosts = [hosts[i] for i in keep]
             gis = [gis[i] for i in keep]
@@ -600,6 +640,8 @@ class PrometheusTelemetrySource:
             codes = list(map(hc.__getitem__, hosts))
             known = True
         except KeyError:
+            if not self.metrics.reduce_labels and not have.issuperset(self.labels_read()):
+                raise _NeedLabels from None  # a new host: its model and rack labels are needed
             setdefault = hc.setdefault
             codes = [setdefault(h, len(hc)) for h in hosts]
             known = False
@@ -614,8 +656,9 @@ class PrometheusTelemetrySource:
             for a in model_attrs[1:]:  # the first model label that is set
                 names = [x or y for x, y in zip(names, map(attrgetter(a), heads))]
             models.update(zip(new, names))
-            self._instance_host.update((i, h) for h, i in zip(new, map(attrgetter(inst_attr), heads))
-                                       if i)
+            if inst_attr is not None:
+                self._instance_host.update((i, h) for h, i in
+                                           zip(new, map(attrgetter(inst_attr), heads)) if i)
         if rack_label and not (known and racks.keys() >= hc.keys()):
             rvals = list(map(attrgetter(label_attrs((rack_label,), asked)[0]), ms))
             if any(rvals):  # the first rack given for each host
@@ -627,26 +670,27 @@ class PrometheusTelemetrySource:
 
     def _down_nodes(self, warnings: list[str], now: float | None) -> tuple[set[str], set[str]]:
         """(hosts of down targets, hosts of up targets) from the ``up`` query."""
-        r = self.client.query(self.metrics.expr("up"), now)
+        typed = getattr(self.client, "query_series", None)  # None: a client without it
+        asked = (*self.metrics.host_labels, "instance")
+        r = typed(self.metrics.expr("up"), now, asked) if typed else \
+            self.client.query(self.metrics.expr("up"), now)
         warnings.extend(r.warnings)
         if r.result_type != "vector":
             raise SourceError(ErrorKind.BAD_PAYLOAD, f"'up' query gave a {r.result_type}")
         down: set[str] = set()
         up: set[str] = set()
         unmapped: list[str] = []
-        for s in r.result:
-            m = s.get("metric", {}) if isinstance(s, Mapping) else None
-            if not isinstance(m, Mapping) or not _pairs([s.get("value", [0, "0"])]):
-                raise SourceError(ErrorKind.BAD_PAYLOAD, "unexpected series shape in the 'up' "
-                                  "answer (expected {metric, value})")
-            inst = m.get("instance", "")
-            inst = inst if type(inst) is str else ""
-            host = self._host_of(m) or self._instance_host.get(inst)
+        if r.result and isinstance(r.result[0], VectorSample):
+            series = _up_series(r.result, label_attrs(self.metrics.host_labels, asked),
+                                label_attrs(("instance",), asked)[0])
+        else:
+            series = self._up_series_plain(r.result)
+        for host, inst, is_up in series:
+            host = host or self._instance_host.get(inst)
             if host is None and inst:
                 h = strip_port(inst)
                 if not _is_address(h):
                     host = h
-            is_up = _num(s.get("value", [0, "0"])[1]) >= 1
             if host is None:
                 if not is_up:
                     unmapped.append(inst)
@@ -664,6 +708,19 @@ class PrometheusTelemetrySource:
                     warnings.append(f"exporter {inst} is down and its node is unknown "
                                     "(map it with instance_map or a host label on the target)")
         return down - up, up
+
+    def _up_series_plain(self, result: list[Any]) -> list[tuple[str | None, str, bool]]:
+        """(host label, instance, up) of each series of a fully decoded ``up`` answer."""
+        out: list[tuple[str | None, str, bool]] = []
+        for s in result:
+            m = s.get("metric", {}) if isinstance(s, Mapping) else None
+            if not isinstance(m, Mapping) or not _pairs([s.get("value", [0, "0"])]):
+                raise SourceError(ErrorKind.BAD_PAYLOAD, "unexpected series shape in the 'up' "
+                                  "answer (expected {metric, value})")
+            inst = m.get("instance", "")
+            inst = inst if type(inst) is str else ""
+            out.append((self._host_of(m), inst, _num(s.get("value", [0, "0"])[1]) >= 1))
+        return out
 
     def _learn_instances(self, instances: Iterable[str], now: float | None) -> None:
         """One look-back query to find which node a now-down exporter used to report."""
@@ -706,12 +763,21 @@ class PrometheusTelemetrySource:
         for i, key in enumerate(self.metrics.metric_keys()):
             expr = self.metrics.query_expr(key, first=i == 0)
             typed = getattr(self.client, "query_series", None)  # None: a client without it
-            r = typed(expr, now, self.labels_read()) if typed else self.client.query(expr, now)
-            warnings.extend(f"{key}: {w}" for w in r.warnings)
+            asked = self.labels_read() if i == 0 else self.narrow_labels(racks, host_codes)
+            r = typed(expr, now, asked) if typed else self.client.query(expr, now)
             if r.result_type != "vector":
                 raise SourceError(ErrorKind.BAD_PAYLOAD, f"query for {key} ({expr}) gave a "
                                   f"{r.result_type}, expected a vector of per-GPU series")
-            collected[key] = self._collect(r.result, models, racks, host_codes)
+            try:
+                collected[key] = self._collect(r.result, models, racks, host_codes, asked)
+            except _NeedLabels:  # a host the first answer did not name: ask for all labels
+                asked = self.labels_read()
+                r = typed(expr, now, asked) if typed else self.client.query(expr, now)
+                if r.result_type != "vector":
+                    raise SourceError(ErrorKind.BAD_PAYLOAD, f"query for {key} ({expr}) gave a "
+                                      f"{r.result_type}, expected a vector of per-GPU series") from None
+                collected[key] = self._collect(r.result, models, racks, host_codes, asked)
+            warnings.extend(f"{key}: {w}" for w in r.warnings)
             self._models_seen.update(models.values())
             del r  # free the parsed answer before the next one arrives
             if not collected[key].values.size and key not in OPTIONAL_KEYS:

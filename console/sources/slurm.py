@@ -58,6 +58,9 @@ _ERRNO_ALREADY_DONE = 2021
 _UPDATE_TIME_REFUSALS = (400, 422, 500)
 #: The warning of 24.11+ that turns an empty list into "unchanged".
 _NO_CHANGES = re.compile(r"\bno \w+ changes since update_time", re.IGNORECASE)
+#: What a listing's items may be: dicts (``json.loads``), or the typed decoder's job rows.
+_ROW_TYPES = (slurm_parse.JobRow, Mapping)
+_ROW_FAST = {slurm_parse.JobRow, dict}
 
 _TOKEN_ADVICE = "create a new one with 'scontrol token' and store it again"
 
@@ -301,7 +304,10 @@ class SlurmClient:
 
     def _list(self, body: Any, key: str) -> list[dict[str, Any]]:
         items = body.get(key)
-        if not isinstance(items, list) or not all(isinstance(x, Mapping) for x in items):
+        # (jobs come as `slurm_parse.JobRow` structs from the typed decoder, else as dicts;
+        # the set of types is built in C: 50,000 isinstance calls against an ABC are not free)
+        if not isinstance(items, list) or not (
+                set(map(type, items)) <= _ROW_FAST or all(isinstance(x, _ROW_TYPES) for x in items)):
             raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected answer from {self.http.host}: "
                               f"no list of {key}")
         return items

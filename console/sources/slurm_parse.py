@@ -17,10 +17,12 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 from types import GenericAlias
 from typing import Any, TypedDict
 
+import msgspec
 import numpy as np
 
 from console import hostlist
@@ -420,16 +422,25 @@ def _plain_ints(raw: list[Any]) -> bool:
     return set(map(type, raw)) <= {int}
 
 
+def _int64s(raw: list[Any]) -> np.ndarray | None:
+    """Plain ints (v0.0.38/39 numbers) as int64 in one numpy call, else None (another type, or
+    beyond 64 bits: the per-value rules decide). Through int64 because numpy converts a list of
+    ints to int64 several times faster than to float64."""
+    if not _plain_ints(raw):
+        return None
+    try:
+        return np.array(raw, dtype=np.int64) if raw else np.zeros(0, np.int64)
+    except OverflowError:
+        return None
+
+
 def _times_col(raw: list[Any]) -> np.ndarray:
     """`timestamp` over a column: 0 (unset) and negative values become NaN."""
-    if _plain_ints(raw):
-        try:
-            a = np.array(raw, dtype=np.float64) if raw else np.zeros(0)
-        except OverflowError:  # an integer beyond any float: the slow path says NaN
-            pass
-        else:
-            a[a <= 0] = np.nan
-            return a
+    w = _int64s(raw)
+    if w is not None:
+        a = w.astype(np.float64)
+        a[w <= 0] = np.nan
+        return a
     return np.array([timestamp(x) for x in raw], dtype=np.float64)
 
 
@@ -454,31 +465,59 @@ def _int_col(raw: list[Any], default: int, dtype: Any) -> np.ndarray:
 
 
 def _limit_col(raw: list[Any]) -> np.ndarray:
-    if _plain_ints(raw):
-        try:
-            return np.array(raw, dtype=np.float64) * 60.0 if raw else np.zeros(0)
-        except OverflowError:
-            pass
+    w = _int64s(raw)
+    if w is not None:
+        return w * 60.0
     return np.array([time_limit_s(x) for x in raw], dtype=np.float64)
 
 
 def _exit_col(raw: list[Any]) -> np.ndarray:
-    if _plain_ints(raw) and raw:
-        try:
-            w = np.array(raw, dtype=np.int64)
-        except OverflowError:
-            pass
-        else:
-            sig = w & 0x7F
-            return np.where(sig != 0, 128 + sig, (w >> 8) & 0xFF).astype(np.int32)
+    w = _int64s(raw)
+    if w is not None:
+        sig = w & 0x7F
+        return np.where(sig != 0, 128 + sig, (w >> 8) & 0xFF).astype(np.int32)
     return np.array([exit_code(x) for x in raw], dtype=np.int32)
 
 
 def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Category codes in order of first appearance (tenant, partition, reason columns)."""
-    names = tuple(dict.fromkeys(values))  # in order of first appearance, built in C
-    table = {v: i for i, v in enumerate(names)}
-    return np.array(list(map(table.__getitem__, values)), dtype=np.int32), names
+    """Category codes in order of first appearance (tenant, partition, reason columns).
+
+    One hashing pass in C: each value maps to the row of its first appearance, and ranking
+    those rows (np.unique, which sorts a few distinct integers) gives the codes, in order of
+    first appearance because earlier firsts rank lower.
+    """
+    first: dict[str, int] = {}
+    n = len(values)
+    rows = np.fromiter(map(first.setdefault, values, range(n)), np.int64, n)
+    if not n:
+        return np.zeros(0, np.int32), ()
+    _, codes = np.unique(rows, return_inverse=True)
+    return codes.astype(np.int32), tuple(first)
+
+
+def _str_array(values: list[str]) -> np.ndarray:
+    """Strings as a fixed-width numpy column; the width is measured first, because numpy
+    finding it by itself takes several times longer than ``max(map(len, ...))``."""
+    if not values:
+        return np.zeros(0, "U1")
+    return np.array(values, dtype=f"U{max(1, max(map(len, values)))}")
+
+
+def _object_array(values: list[str]) -> np.ndarray:
+    """Strings as an object column, for text whose longest value is far longer than most
+    (hostlists: one fragmented 512-node allocation would make a fixed-width column of 50,000
+    jobs take 4 bytes x its length for every row, pending jobs' empty lists included)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _lookup_col(raw: list[Any], memo: "_Memo", dtype: Any) -> np.ndarray:
+    """``memo[x or ""]`` over a column (a pure function of a few distinct strings): by one
+    C-level map when every value is a string or None (``memo`` answers None as it answers "")."""
+    if set(map(type, raw)) <= {str, type(None)}:
+        return np.fromiter(map(memo.__getitem__, raw), dtype, len(raw))
+    return np.array([memo[x or ""] for x in raw], dtype)
 
 
 class _Memo(dict):
@@ -498,6 +537,20 @@ def _state_key(x: Any) -> Any:
     return tuple(x) if isinstance(x, list) else x
 
 
+def _state_col(raw: list[Any]) -> np.ndarray:
+    """`job_state` over a column, once per distinct value: strings (v0.0.38/39) by one C-level
+    map, state arrays (v0.0.40+) as tuples, anything else per value."""
+    state_of = _Memo(lambda k: int(job_state(list(k) if isinstance(k, tuple) else k)))
+    types = set(map(type, raw))
+    if types <= {str}:
+        keys: Iterable[Any] = raw
+    elif types <= {list}:
+        keys = map(tuple, raw)
+    else:
+        keys = map(_state_key, raw)
+    return np.fromiter(map(state_of.__getitem__, keys), np.int8, len(raw))
+
+
 _JOB_KEYS = ("job_id", "array_job_id", "array_task_id", "job_state", "name", "user_name",
              "user_id", "account", "partition", "state_reason", "submit_time", "start_time",
              "end_time", "time_limit", "exit_code", "nodes", "node_count", "gres_detail",
@@ -505,23 +558,43 @@ _JOB_KEYS = ("job_id", "array_job_id", "array_task_id", "job_state", "name", "us
              "tasks")
 _GET_JOB_KEYS = itemgetter(*_JOB_KEYS)
 
+#: One job of a ``GET /jobs`` answer as `listing_decoder` builds it: only the keys read, None
+#: where a key is absent (as ``dict.get`` gives it), values of any JSON type (they differ by API
+#: version). A struct, not a dict: msgspec builds 50,000 of them without hashing a key, and
+#: ``gc=False`` keeps them out of the cyclic collector (they hold no cycles).
+JobRow: Any = msgspec.defstruct("JobRow", [(k, Any, None) for k in _JOB_KEYS], gc=False,
+                                module=__name__)
 
-def _job_columns(jobs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """The fields we use, as columns, touching each job object once (50,000 objects of ~100
-    keys each do not fit a CPU cache; one pass per column would fetch them all again)."""
+
+def _job_columns(jobs: Sequence[Any]) -> dict[str, list[Any]]:
+    """The fields we use, as columns, touching each job once (50,000 objects of ~100 keys each
+    do not fit a CPU cache; one pass per column would fetch them all again). Jobs are
+    `JobRow` structs (the typed decoder) or mappings (the plain decoder, tests)."""
     if not jobs:
         return {k: [] for k in _JOB_KEYS}
+    if set(map(type, jobs)) == {JobRow}:
+        rows: Iterable[tuple[Any, ...]] = map(msgspec.structs.astuple, jobs)  # _JOB_KEYS order
+    else:
+        try:
+            rows = list(map(_GET_JOB_KEYS, jobs))  # mappings with every key
+        except (KeyError, TypeError):  # some keys missing (another version), or mixed rows
+            rows = list(map(_job_row, jobs))
+    # Transposed by numpy: the fields in one flat object array (as objects, never looked
+    # into: a list value stays one element), read back by column. zip(*rows) over 50,000 rows
+    # is slower, as it steps 50,000 iterators in turn.
+    n, width = len(jobs), len(_JOB_KEYS)
+    table = np.fromiter(chain.from_iterable(rows), object, n * width).reshape(n, width)
+    return {k: table[:, j].tolist() for j, k in enumerate(_JOB_KEYS)}
+
+
+def _job_row(d: Any) -> tuple[Any, ...]:
+    """One job's fields in `_JOB_KEYS` order, None where a key is missing."""
+    if type(d) is JobRow:
+        return msgspec.structs.astuple(d)
     try:
-        rows = list(map(_GET_JOB_KEYS, jobs))
-    except KeyError:  # a version (or some jobs) without some keys: per job, the slow way
-        rows = []
-        for d in jobs:
-            try:
-                rows.append(_GET_JOB_KEYS(d))
-            except KeyError:
-                rows.append(tuple(d.get(k) for k in _JOB_KEYS))
-    cols = list(zip(*rows))
-    return {k: list(c) for k, c in zip(_JOB_KEYS, cols)}
+        return _GET_JOB_KEYS(d)
+    except KeyError:
+        return tuple(d.get(k) for k in _JOB_KEYS)
 
 
 def _text_col(raw: list[Any], default: str = "") -> list[str]:
@@ -547,11 +620,12 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
     array_job_id[array_job_id < 0] = 0
     array_task_id = _int_col(c["array_task_id"], -1, np.int32)
     array_task_id[(array_job_id == 0) | (array_task_id < 0)] = -1
-    state_of = _Memo(lambda k: int(job_state(list(k) if isinstance(k, tuple) else k)))
-    state = np.array([state_of[_state_key(x)] for x in c["job_state"]], dtype=np.int8)
+    state = _state_col(c["job_state"])
     names = _text_col(c["name"])
-    users = [u if type(u) is str and u else str(u or i or "")
-             for u, i in zip(c["user_name"], c["user_id"])]
+    users = c["user_name"]
+    if not (set(map(type, users)) <= {str} and all(users)):  # else: the uid where no name
+        users = [u if type(u) is str and u else str(u or i or "")
+                 for u, i in zip(users, c["user_id"])]
     account, accounts = _codes(_text_col(c["account"]))
     partition, partitions = _codes(_text_col(c["partition"]))
     reason, reasons = _codes(_text_col(c["state_reason"], "None"))
@@ -567,11 +641,11 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
     gres_n = _Memo(gres_count)
     tres_n = _Memo(tres_gpus)
     # GPUs asked for, by precedence (job_gpus); columns of per-distinct-string answers
-    k_alloc = np.array([tres_n[x or ""] for x in c["tres_alloc_str"]], np.int64)
-    k_job = np.array([gres_n[x or ""] for x in c["tres_per_job"]], np.int64)
-    k_node = np.array([gres_n[x or ""] for x in c["tres_per_node"]], np.int64)
-    k_task = np.array([gres_n[x or ""] for x in c["tres_per_task"]], np.int64)
-    k_req = np.array([tres_n[x or ""] for x in c["tres_req_str"]], np.int64)
+    k_alloc = _lookup_col(c["tres_alloc_str"], tres_n, np.int64)
+    k_job = _lookup_col(c["tres_per_job"], gres_n, np.int64)
+    k_node = _lookup_col(c["tres_per_node"], gres_n, np.int64)
+    k_task = _lookup_col(c["tres_per_task"], gres_n, np.int64)
+    k_req = _lookup_col(c["tres_req_str"], tres_n, np.int64)
     if n and k_task.any():
         tasks = np.array([t if isinstance(t, int) and 0 < t <= MAX_GPU_COUNT else 1
                           for t in (nv(x) for x in c["tasks"])], np.int64)
@@ -606,12 +680,11 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
         gpus[i] = total or sum(gres_n[x] for x in detail if x)
     return JobTable(
         job_id=job_id, array_job_id=array_job_id, array_task_id=array_task_id,
-        name=np.array(names, dtype=np.str_) if n else np.zeros(0, "U1"),
-        user=np.array(users, dtype=np.str_) if n else np.zeros(0, "U1"),
+        name=_str_array(names), user=_str_array(users),
         account=account, accounts=accounts, partition=partition, partitions=partitions,
         state=state, reason=reason, reasons=reasons, gpus=gpus, nodes=nnodes,
         submit_time=submit, start_time=start, end_time=end, time_limit_s=limit, exit_code=ecode,
-        node_list=np.array(node_lists, dtype=np.str_) if n else np.zeros(0, "U1"),
+        node_list=_object_array(node_lists),
         alloc_job=np.array(aj, np.int32), alloc_node=np.array(an, np.int32),
         alloc_gpu=np.array(ag, np.int16), alloc_node_names=tuple(alloc_nodes))
 
@@ -632,12 +705,14 @@ def listing_decoder(key: str) -> Callable[[bytes], Any] | None:
     Why: a running job carries ``job_resources`` with a map per allocated core, and every job
     some hundred keys; at 50,000 jobs building those objects costs more than the parse that
     follows. Values keep any JSON type (they differ by API version; `parse_jobs` sorts that out).
+    Jobs come as `JobRow` structs (cheaper to build and to read by column than dicts); an
+    answer msgspec refuses is decoded in full by ``json.loads`` instead (plain dicts).
     """
-    item_keys = {"nodes": _NODE_KEYS, "jobs": _JOB_KEYS}.get(key)
-    if item_keys is None:
+    if key not in ("nodes", "jobs"):
         return None
     typed_dict: Any = TypedDict  # built at run time, one per key
-    item_t = typed_dict(f"{key.title()}Item", {k: Any for k in item_keys}, total=False)
+    item_t = JobRow if key == "jobs" else typed_dict("NodesItem", {k: Any for k in _NODE_KEYS},
+                                                     total=False)
     answer_t = typed_dict(f"{key.title()}Answer", {**{k: Any for k in _ANSWER_KEYS},
                                                    key: GenericAlias(list, (item_t,))}, total=False)
     return typed_decoder(answer_t)

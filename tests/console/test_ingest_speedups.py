@@ -4,6 +4,7 @@ per-job fallback for missing keys, reduced Prometheus labels, and the shared GC 
 from __future__ import annotations
 
 import gc
+import json
 import math
 import threading
 
@@ -79,6 +80,67 @@ def test_jobs_missing_keys_parse_like_jobs_with_empty_values() -> None:
     for name in ("job_id", "gpus", "account", "array_task_id", "state", "time_limit_s"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert a.accounts == b.accounts == ("acc0", "acc1")
+
+
+def _tables_equal(a: object, b: object) -> None:
+    for name, x in vars(a).items():
+        y = getattr(b, name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype, name
+            np.testing.assert_array_equal(x, y, err_msg=name)
+        else:
+            assert x == y, name
+
+
+def test_job_rows_from_the_typed_decoder_parse_like_dicts() -> None:
+    jobs = [_job(job_id=7, job_state="RUNNING", nodes="n[1-2]", node_count=2, account="b",
+                 gres_detail=["gpu:h100:2(IDX:0-1)", "gpu:h100:1(IDX:5)"], user_name=""),
+            _job(job_id=8, account="a", tres_per_node="gres:gpu:4", name="a-much-longer-name"),
+            _job(job_id=9, account="b", job_state=["PENDING"], tasks=None)]
+    content = json.dumps({"jobs": jobs}).encode()
+    rows = sp.listing_decoder("jobs")(content)["jobs"]
+    assert [type(r) for r in rows] == [sp.JobRow] * 3
+    typed, plain = sp.parse_jobs(rows), sp.parse_jobs(jobs)
+    _tables_equal(typed, plain)
+    assert typed.accounts == ("b", "a") and typed.account.tolist() == [0, 1, 0]
+    assert typed.user.tolist() == ["1000", "u", "u"]  # no name: the uid
+    assert typed.name.dtype == np.dtype("U18")  # as wide as the longest name
+    assert typed.alloc_gpu.tolist() == [0, 1, 5]  # a list value crosses the columns whole
+    # rows of both kinds in one list (no decoder gives that, the parser still does)
+    _tables_equal(sp.parse_jobs([rows[0], jobs[1], rows[2]]), plain)
+
+
+def test_an_answer_msgspec_refuses_is_decoded_in_full_to_the_same_table() -> None:
+    jobs = [_job(job_id=1, end_time=math.nan), _job(job_id=2)]  # NaN: Python's token, no JSON
+    content = json.dumps({"jobs": jobs}).encode()
+    rows = sp.listing_decoder("jobs")(content)["jobs"]
+    assert [type(r) for r in rows] == [dict, dict]
+    t = sp.parse_jobs(rows)
+    assert math.isnan(t.end_time[0]) and t.job_id.tolist() == [1, 2]
+
+
+def test_numbers_beyond_64_bits_are_unset_in_every_time_column() -> None:
+    jobs = [_job(submit_time=2**70, time_limit=2**64, exit_code=2**65), _job()]
+    rows = sp.listing_decoder("jobs")(json.dumps({"jobs": jobs}).encode())["jobs"]
+    for t in (sp.parse_jobs(rows), sp.parse_jobs(jobs)):
+        assert math.isnan(t.submit_time[0]) and t.submit_time[1] == 100.0
+        assert t.time_limit_s.tolist() == [math.inf, 3600.0]  # unset: the partition's limit
+        assert t.exit_code.tolist() == [-1, 0]
+
+
+def test_one_long_hostlist_does_not_widen_every_row() -> None:
+    long = "gpu[" + ",".join(f"{i:04d}" for i in range(0, 1024, 2)) + "]"  # 512 scattered nodes
+    t = sp.parse_jobs([_job(job_id=1, job_state="RUNNING", nodes=long), _job(job_id=2)])
+    assert t.node_list.dtype == object and t.node_list.tolist() == [long, ""]
+    assert t.node_list.nbytes == 2 * np.dtype(object).itemsize  # references, not 4 x 2,561 bytes
+
+
+def test_category_codes_follow_first_appearance() -> None:
+    codes, names = sp._codes(["b", "a", "b", "c", "a"])
+    assert names == ("b", "a", "c") and codes.tolist() == [0, 1, 0, 2, 1]
+    assert codes.dtype == np.int32
+    codes, names = sp._codes([])
+    assert names == () and codes.shape == (0,)
 
 
 class _Client:

@@ -176,8 +176,11 @@ def test_slurm_listings_decoded_typed_parse_like_full_ones(key: str, path: Path)
         assert fast.get(k) == full.get(k), k
     parse = sp.parse_jobs if key == "jobs" else sp.parse_nodes
     _tables_equal(parse(fast[key]), parse(full[key]))
-    kept = set(sp._JOB_KEYS if key == "jobs" else sp._NODE_KEYS)
-    assert all(set(item) <= kept for item in fast[key])
+    if key == "jobs":  # rows of exactly the keys read
+        assert {type(item) for item in fast[key]} == {sp.JobRow}
+        assert sp.JobRow.__struct_fields__ == sp._JOB_KEYS
+    else:
+        assert all(set(item) <= set(sp._NODE_KEYS) for item in fast[key])
 
 
 def test_slurm_v0038_jobs_drop_job_resources_and_keep_every_column() -> None:
@@ -193,6 +196,63 @@ def test_slurm_v0038_jobs_drop_job_resources_and_keep_every_column() -> None:
                "start_time": 0, "end_time": 0}
     content = json.dumps({"meta": {}, "errors": [], "jobs": [job, pending]}).encode()
     fast = sp.listing_decoder("jobs")(content)
-    assert "job_resources" not in fast["jobs"][0]
+    assert not hasattr(fast["jobs"][0], "job_resources")
+    assert (fast["jobs"][0].job_id, fast["jobs"][1].start_time) == (5, 0)
     _tables_equal(sp.parse_jobs(fast["jobs"]), sp.parse_jobs(json.loads(content)["jobs"]))
     assert sp.listing_decoder("partitions") is None  # anything else: decoded in full
+
+
+class _AskLog:
+    """A client that records the labels each typed query asked to decode."""
+
+    def __init__(self, client: PrometheusClient) -> None:
+        self.client = client
+        self.http = client.http
+        self.asked: list[tuple[str, tuple[str, ...]]] = []
+
+    def query(self, expr: str, time: float | None = None) -> QueryResult:
+        return self.client.query(expr, time)
+
+    def query_series(self, expr: str, time: float | None, labels: Any) -> QueryResult:
+        self.asked.append((expr, tuple(labels)))
+        return self.client.query_series(expr, time, labels)
+
+
+def test_later_answers_decode_host_and_gpu_only_and_a_new_host_asks_again(
+        server: ReplayServer) -> None:
+    qs = QueryServer(server)
+    mm = MetricMap()
+    qs.set(mm.util, _vector([_series("U", "n01", 0, 50.0, rack="R1")]))
+    qs.set(mm.temp, _vector([_series("T", "n01", 0, 60.0)]))
+    # n07 is in no answer before power's: its model, rack and instance come from power's labels
+    qs.set(mm.power, _vector([_series("P", "n01", 0, 500.0),
+                              _series("P", "n07", 2, 400.0, modelName="A100", rack="R7")]))
+    log = _AskLog(PrometheusClient.from_url(server.url))
+    src = PrometheusTelemetrySource(log)  # type: ignore[arg-type]
+    (a,) = src.fetch(now=5.0)
+    (b,) = PrometheusTelemetrySource(_PlainClient(log.client)).fetch(now=5.0)  # type: ignore[arg-type]
+    _same(a, b)
+    assert a.nodes == ("n01", "n07") and a.node_model == ("NVIDIA H800", "A100")
+    assert a.node_rack == ("R1", "R7") and src._instance_host["n07:9400"] == "n07"
+    full, narrow = src.labels_read(), ("Hostname", "hostname", "gpu")
+    by_expr: dict[str, list[tuple[str, ...]]] = {}
+    for expr, labels in log.asked:
+        by_expr.setdefault(expr, []).append(labels)
+    assert by_expr[mm.util] == [full] and by_expr[mm.temp] == [narrow]
+    assert by_expr[mm.power] == [narrow, full]  # asked again, with every label read
+    assert by_expr[mm.expr("up")] == [("Hostname", "hostname", "instance")]
+
+
+def test_reduced_answers_never_ask_twice_for_labels_they_do_not_carry(
+        server: ReplayServer) -> None:
+    qs = QueryServer(server)
+    mm = MetricMap(reduce_labels=True)
+    qs.set(mm.query_expr("util", first=True),
+           _vector([_series("U", "n01", 0, 50.0, rack="R1")]))
+    qs.set(mm.query_expr("power"), _vector([{"metric": {"Hostname": "n07", "gpu": "1"},
+                                             "value": [1.0, "400"]}]))
+    log = _AskLog(PrometheusClient.from_url(server.url))
+    (a,) = PrometheusTelemetrySource(log, metrics=mm).fetch(now=5.0)  # type: ignore[arg-type]
+    assert a.nodes == ("n01", "n07") and a.node_model == ("NVIDIA H800", "")
+    assert a.node_rack == ("R1", "")
+    assert [e for e, _ in log.asked].count(mm.query_expr("power")) == 1

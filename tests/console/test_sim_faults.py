@@ -266,3 +266,28 @@ def test_switch_down_cuts_its_nodes_off_but_their_jobs_run_on() -> None:
     assert all(job_state(c, j) in (JobState.RUNNING, JobState.COMPLETED) for j in running)
     c.step(3600.0)
     assert c.node_table().responding.all() and c.telemetry_update().node_up.all()
+
+
+def test_ended_faults_are_forgotten_after_keep_s_and_ids_count_on() -> None:
+    c = cluster()
+    c.faults.keep_s = 2 * 3600.0
+    first = inject(c, "exporter_down")  # lasts 10 to 30 minutes
+    c.step(3600.0)
+    (done,) = [r for r in c.ground_truth if r.id == first.id]
+    assert done.end is not None
+    c.step(3 * 3600.0)  # more than keep_s after its end, and past the hourly look
+    assert c.ground_truth == []
+    assert inject(c, "exporter_down").id == "F0002"  # ids are never reused
+
+
+def test_at_most_max_records_ended_faults_are_kept_oldest_dropped_first_active_never() -> None:
+    c = cluster()
+    c.faults.max_records = 1
+    rack = inject(c, "rack_cooling")  # lasts 30 to 60 minutes
+    outs = [inject(c, "exporter_down").id for _ in range(3)]  # 10 to 30 minutes each
+    assert len(c.ground_truth) == 4  # all active: nothing is dropped
+    c.step(1810.0)
+    truth = {r.id: r for r in c.ground_truth}
+    assert truth[rack.id].end is None  # still active: kept although it is the oldest
+    assert [i for i in truth if i != rack.id] == outs[-1:]  # of the ended, only the newest
+    assert truth[outs[-1]].end is not None
