@@ -69,14 +69,16 @@ def render_presentation(frame: Frame, out_path: str | Path, scene: str = "headli
     app = create_app(1.0)
     from console.deadman import DeadmanSettings
     from console.presentation_settings import PresentationSettings
-    from widgets.presentation.window import PresentationWindow, with_scene
+    from widgets.presentation.window import PresentationWindow
 
     pres = settings if isinstance(settings, PresentationSettings) else PresentationSettings()
     dead = deadman if isinstance(deadman, DeadmanSettings) else DeadmanSettings()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    window = PresentationWindow(with_scene(pres, scene), dead)
+    window = PresentationWindow(pres, dead)
     try:
+        # In its place in the playlist, so the position dots say which scene of the show it is.
+        window.show_scene(scene, animate=False)
         window.setFixedSize(*size)
         window.show()
         app.sendPostedEvents()

@@ -217,3 +217,16 @@ def test_the_scene_list_command(capsys) -> None:
 
     assert main(["snapshot", "--scene", "list"]) == 0
     assert capsys.readouterr().out.splitlines() == list(SCENE_NAMES)
+
+
+def test_a_scene_shown_by_name_keeps_its_place_in_the_playlist(qtbot, make_frame) -> None:
+    """A snapshot of one scene, or a jump to it, shows the dots of the whole show with that
+    scene's own dot filled, not the scene moved to the front."""
+    clock, wall = Clock(1000.0), Clock(make_frame().time)
+    settings = PresentationSettings(scenes=(SceneSpec("headline", 20.0), SceneSpec("health", 10.0),
+                                            SceneSpec("tenants", 10.0)))
+    w = make_window(qtbot, clock, wall, settings)
+    w.show_frame(seeing(make_frame()))
+    w.show_scene("tenants", animate=False)
+    assert w.current_scene == "tenants"
+    assert w.position_label.text() == "\u25cb\u25cb\u25cf"

@@ -332,9 +332,3 @@ class PresentationWindow(QWidget):
             self._switch_to(self._scene(self.playlist.current.name), animate=True)
         else:
             super().keyPressEvent(event)
-
-
-def with_scene(settings: PresentationSettings, name: str) -> PresentationSettings:
-    """``settings`` whose playlist starts with scene ``name`` (snapshot of one scene)."""
-    rest = tuple(s for s in settings.scenes if s.name != name)
-    return dataclasses.replace(settings, scenes=(SceneSpec(name, 60.0),) + rest)
