@@ -37,14 +37,29 @@ _SECRET_TEXT = [
 MASK = "***"
 
 
+def _home() -> Path:
+    """The user's home folder, absolute: an empty or relative ``$HOME`` (a stripped-down
+    environment) would otherwise put the journal under whatever folder the console was started
+    in, so the account's own home from the password database is used instead."""
+    home = Path.home()
+    if home.is_absolute():
+        return home
+    import pwd
+
+    return Path(pwd.getpwuid(os.getuid()).pw_dir)
+
+
 def default_path() -> Path:
-    """The journal's place in the user's data folder, per platform convention."""
+    """The journal's place in the user's data folder, per platform convention.
+
+    A relative ``$XDG_DATA_HOME`` is ignored, as the XDG specification says it must be."""
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
     elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
+        base = _home() / "Library" / "Application Support"
     else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else _home() / ".local" / "share"
     return base / APP_DIR_NAME / JOURNAL_FILE_NAME
 
 

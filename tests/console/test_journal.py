@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 from pathlib import Path
+
+import pytest
 
 from console.journal import MASK, Journal, default_path, redact, redact_text
 
@@ -99,3 +103,19 @@ def test_default_path_in_user_data_folder(monkeypatch, tmp_path: Path) -> None:
 
 def test_repr_has_path_only(tmp_path: Path) -> None:
     assert repr(Journal(tmp_path / "j.jsonl")) == f"Journal({str(tmp_path / 'j.jsonl')!r})"
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="the XDG folders are Linux's")
+def test_the_default_folder_is_never_relative_to_where_the_console_started(monkeypatch) -> None:
+    """A relative $HOME or $XDG_DATA_HOME (stripped-down environments) must not put
+    the journal under the current folder."""
+    import pwd
+
+    own_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    monkeypatch.setenv("HOME", "relative/home")
+    monkeypatch.setenv("XDG_DATA_HOME", ".local/share")
+    path = default_path()
+    assert path.is_absolute()
+    assert path.is_relative_to(own_home / ".local" / "share")
+    monkeypatch.setenv("XDG_DATA_HOME", "/srv/data")
+    assert default_path().is_relative_to(Path("/srv/data"))
