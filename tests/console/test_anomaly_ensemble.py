@@ -219,3 +219,28 @@ def test_relearn_rebuilds_the_peer_on_the_range_seen_so_far_when_a_value_leaves_
     assert (second.lo, second.hi) == (5.0, 25.0)
     assert second.fed == [12.0, 11.0, 12.5, 20.0]
     assert bank.step(np.array([24.0])).tolist() == [0.1] and len(ScriptedPeer.made) == 2
+
+
+def test_a_materially_new_range_restarts_only_that_columns_peer() -> None:
+    bank = PeerBank(2, REST, ranges=[(0.0, 100.0), (0.0, 50.0)],
+                    factory=lambda lo, hi, rest: ScriptedPeer(lo, hi))
+    first = list(ScriptedPeer.made)
+    # 2% of the width: the memory is kept (a node drained does not reset anything).
+    assert bank.set_range(0, 0.0, 102.0, 0.05) is False
+    # Small moves add up against the range the peer was built on: 106 is 6% past 100.
+    assert bank.set_range(0, 0.0, 104.0, 0.05) is False
+    assert bank.set_range(0, 0.0, 106.0, 0.05) is True
+    assert ScriptedPeer.made[:2] == first
+    assert (ScriptedPeer.made[2].lo, ScriptedPeer.made[2].hi) == (0.0, 106.0)
+    assert bank.set_range(1, 0.0, 50.0, 0.05) is False and len(ScriptedPeer.made) == 3
+
+
+def test_an_unknown_range_takes_the_peer_away_and_a_known_one_brings_it_back() -> None:
+    bank = PeerBank(1, REST, ranges=[(math.nan, math.nan)],
+                    factory=lambda lo, hi, rest: ScriptedPeer(lo, hi, fire_at=5.0))
+    assert ScriptedPeer.made == []  # no range, no peer
+    assert bank.step(np.array([9.0])).tolist() == [0.0]  # and no peer score: nothing to say
+    assert bank.set_range(0, 0.0, 10.0, 0.05) is True
+    assert bank.step(np.array([9.0])).tolist() == [1.0]
+    assert bank.set_range(0, math.nan, 10.0, 0.05) is False
+    assert bank.step(np.array([9.0])).tolist() == [0.0] and ScriptedPeer.made[0].fed == [9.0]

@@ -5,6 +5,7 @@ real drop and a real surge are found and end by themselves."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from console.analytics.anomaly import AnomalyDetector
 from console.analytics.anomaly_frames import FrameBuilder
@@ -63,3 +64,21 @@ def test_a_partition_too_small_to_judge_is_left_to_the_cluster_series() -> None:
     # a quarter, so only the cluster's own series reports the same drop.
     seen = delivered_drop(4, 23)
     assert seen and {lvl for _, lvl in seen} == {"cluster"}
+
+
+def test_petaflops_series_run_the_ensemble_on_physical_bounds_and_queues_do_not() -> None:
+    det = AnomalyDetector()
+    b = FrameBuilder(nodes=8)
+    b.one_job_per_node(start=T0 - 7200)
+    for i in range(3):
+        det.step(b.build(T0 + i * DT))
+    work = det._workload
+    installed = 8 * 8 * 0.9895  # the builder's 8 nodes x 8 GPUs at 989.5 TFLOPS
+    cluster = work._cluster.ens
+    assert cluster is not None and cluster.peers is not None
+    assert [p.max_value for p in cluster.peers._peers] == [pytest.approx(installed)] * 4
+    assert all(p.min_value == 0.0 for p in cluster.peers._peers)
+    part = work._partition.ens
+    assert part is not None and part.peers is not None
+    assert [p.max_value for p in part.peers._peers] == [pytest.approx(installed)]  # one partition
+    assert work._pending.ens is None and work._tenant_eff.ens is None  # no physical bound

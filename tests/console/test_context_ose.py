@@ -277,3 +277,65 @@ def test_fast_port_equals_the_plain_transliteration_on_varied_series() -> None:
         want = [plain.score(v) for v in values]
         assert got == want
         assert sum(s > 0 for s in got) > 100
+
+
+# ----------------------------------------------------------------------------------------
+# Bounded memory (max_contexts / replay): the ensemble's mode; the default stays faithful.
+# ----------------------------------------------------------------------------------------
+
+
+def _noise(n: int, seed: int = 5) -> list[float]:
+    return np.random.default_rng(seed).uniform(0.0, 8.0, n).tolist()
+
+
+def test_a_cap_the_series_never_reaches_changes_nothing() -> None:
+    values = np.tile([0.0, 3.0, 7.0, 3.0, 1.0, 6.0], 80).tolist()
+    plain = ContextOSE(0.0, 7.0, rest_period=20)
+    capped = ContextOSE(0.0, 7.0, rest_period=20, max_contexts=10**6, replay=50)
+    assert [capped.step(v) for v in values] == [plain.step(v) for v in values]
+    assert capped.n_rebuilds == 0 and capped.n_contexts == plain.n_contexts
+
+
+def test_capped_memory_stays_bounded_on_noise_where_the_original_grows() -> None:
+    values = _noise(600)
+    plain = ContextOSE(0.0, 8.0, rest_period=20)
+    capped = ContextOSE(0.0, 8.0, rest_period=20, max_contexts=1500, replay=40)
+    peak = 0
+    for v in values:
+        plain.step(v)
+        capped.step(v)
+        peak = max(peak, capped.n_contexts)
+    assert plain.n_contexts > 5 * 1500  # noise: a new situation nearly every step
+    assert capped.n_rebuilds >= 3
+    assert peak <= 1500  # checked after each step: a rebuild happens within the step
+    assert 0 < capped.n_contexts <= 1500
+
+
+def test_a_rebuild_relearns_the_recent_past_so_a_learnt_cycle_stays_quiet() -> None:
+    # A cycle learnt (243 contexts), a burst of noise that outgrows the cap, the cycle again:
+    # the rebuild replays the last 100 values, so the cycle is known at once and the detector
+    # neither alarms on its own restart nor needs another rest period to settle.
+    cycle = np.tile([0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0], 60).tolist()
+    noise = np.random.default_rng(2).uniform(0.0, 1.0, 40).tolist()
+    det = ContextOSE(0.0, 1.0, rest_period=30, max_contexts=400, replay=100)
+    learnt = [det.step(v) for v in cycle]
+    assert det.n_rebuilds == 0 and max(learnt[-100:]) < 0.4
+    for v in noise:
+        det.step(v)
+    assert det.n_rebuilds == 1 and det.n_contexts <= 400
+    after = [det.step(v) for v in cycle[:300]]
+    assert after[:36] == [0.0] * 36  # the rest period after the noise's alarms, carried on
+    assert 0.0 < max(after[36:]) < 0.4  # the cycle again: scored, and quiet
+
+
+def test_without_replay_a_rebuild_starts_from_an_empty_memory() -> None:
+    det = ContextOSE(0.0, 8.0, rest_period=20, max_contexts=300)
+    for v in _noise(200):
+        det.step(v)
+    assert det.n_rebuilds >= 1 and det.n_contexts <= 300
+
+
+@pytest.mark.parametrize("cap, replay", [(-1, 0), (100, -5)])
+def test_rejects_a_negative_bound(cap: int, replay: int) -> None:
+    with pytest.raises(ValueError):
+        ContextOSE(0.0, 1.0, max_contexts=cap, replay=replay)

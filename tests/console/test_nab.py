@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import csv
 import importlib.util
 import json
@@ -207,8 +209,8 @@ def _runner() -> Any:
 class FiresAbove:
     """A stand-in peer: raw score 0.9 above the middle of its range, else 0.0."""
 
-    def __init__(self, lo: float, hi: float, rest_period: float) -> None:
-        self.mid = (lo + hi) / 2.0
+    def __init__(self, lo: float, hi: float, rest_period: float, **bounds: int) -> None:
+        self.mid = (lo + hi) / 2.0  # (``bounds``, CAD OSE's memory cap, means nothing here)
 
     def step(self, value: float) -> float:
         return 0.9 if value > self.mid else 0.0
@@ -304,10 +306,11 @@ def test_ensemble_grids_vary_one_thing_and_keep_the_base_first() -> None:
 
 @pytest.mark.parametrize(("rows", "rest"), [(400, 12), (4032, 120), (22695, 150)])
 def test_a_peer_left_to_nab_rests_a_fifth_of_the_probation(rows: int, rest: int) -> None:
-    from console.analytics.detectors.ensemble import EnsembleSettings, PeerSettings
+    from console.analytics.detectors.ensemble import EnsembleSettings, PeerSettings, bounded_peer
 
     assert nab.for_file(PeerSettings(), rows) == PeerSettings(rest_period=rest)
     filled = nab.for_file(EnsembleSettings(), rows)
-    assert isinstance(filled, EnsembleSettings) and filled.peer == PeerSettings(rest_period=rest)
+    # The ensemble's peer keeps its memory cap; only the rest period is filled in.
+    assert isinstance(filled, EnsembleSettings) and filled.peer == replace(bounded_peer(), rest_period=rest)
     fixed = PeerSettings(rest_period=7)
     assert nab.for_file(fixed, rows) is fixed  # a number is kept: it is what runs live

@@ -38,10 +38,15 @@ and the ranking live in numpy arrays; and candidate contexts are built only from
 that hold a zero-level context, each remembering its overlaps per sensor pattern. The results
 are the same; the cost per step falls from about a millisecond to tens of microseconds.
 
-Memory grows as in the original: every new situation adds contexts and none is forgotten
-(NAB's art_noisy: 64,000 contexts after 4,032 rows, and milliseconds per step by then). The
-memos are capped (`_MEMO_LIMIT` entries, then cleared); the memory of contexts is not, since
-capping it would change the scores.
+By default memory grows as in the original: every new situation adds contexts and none is
+forgotten (NAB's art_noisy: 64,000 contexts after 4,032 rows, and milliseconds per step by
+then). The memos are capped (`_MEMO_LIMIT` entries, then cleared). ``max_contexts`` bounds the
+memory of contexts too, at the price of departing from the published scores once a series
+reaches it: past the cap the memory is forgotten and rebuilt from the last ``replay`` values
+(`ContextOSE._rebuild` says why a rebuild and not the eviction of single contexts). Below the
+cap the scores are the original's. The bound holds memory, not the cost of a step: a series of
+noise that fills its range meets a new situation every step, and costs hundreds of
+microseconds a step at any cap.
 
 NAB gives the detector the file's minimum and maximum (``inputMin``/``inputMax``, a look at the
 whole file that only fixes the quantisation) and ``restPeriod = probationaryPeriod / 5`` with
@@ -57,6 +62,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -197,12 +203,15 @@ class ContextOSE:
     ``min_value``/``max_value`` fix the quantisation (NAB: the file's minimum and maximum).
     ``rest_period`` is how many steps stay silent after a score of ``base_threshold`` or more
     (NAB: `nab_rest_period` of the file's length; the original's default is 30). The other
-    settings are the original's, with its defaults. Not thread-safe: one owner steps it.
+    settings are the original's, with its defaults. ``max_contexts`` > 0 bounds the memory
+    (rebuilt from the last ``replay`` values when it is exceeded); 0, the default, is the
+    published, unbounded detector. Not thread-safe: one owner steps it.
     """
 
     def __init__(self, min_value: float, max_value: float, *, rest_period: float = 30,
                  base_threshold: float = 0.75, max_left_semi_contexts_length: int = 7,
-                 max_active_neurons: int = 15, num_norm_value_bits: int = 3) -> None:
+                 max_active_neurons: int = 15, num_norm_value_bits: int = 3,
+                 max_contexts: int = 0, replay: int = 0) -> None:
         if not (math.isfinite(min_value) and math.isfinite(max_value)) or max_value < min_value:
             raise ValueError(f"need a finite range with min <= max, got [{min_value}, {max_value}]")
         if rest_period < 0:
@@ -221,7 +230,21 @@ class ContextOSE:
         self._step_size = full_range / max_bin
         # Sensor facts of each in-range bin, precomputed (fact = 2 * bit position + bit).
         self._bin_facts = [self._facts_of_bin(b) for b in range(2**num_norm_value_bits)]
+        if max_contexts < 0 or replay < 0:
+            raise ValueError(f"max_contexts and replay must be >= 0, got {max_contexts}, {replay}")
+        # Bounded memory (0 = the original's, unbounded): past ``max_contexts`` contexts the
+        # memory is rebuilt from the last ``replay`` values (see `_rebuild`).
+        self.max_contexts = int(max_contexts)
+        self.n_rebuilds = 0
+        self._recent: deque[tuple[int, ...]] | None = (
+            deque(maxlen=int(replay)) if max_contexts > 0 and replay > 0 else None)
+        self._clear_memory()
+        # Rest period: history length and index of the last score >= base_threshold.
+        self._n_history = 1  # the original seeds its history with a 1.0
+        self._last_high = 0
 
+    def _clear_memory(self) -> None:
+        """Forget every context (the detector's state apart from its rest period)."""
         # Memory: left sides, right sides, contexts (parallel lists indexed by id).
         self._left: list[_LeftSide] = []
         self._left_id: dict[int, int] = {}  # py2 hash of facts -> left id
@@ -260,9 +283,6 @@ class ContextOSE:
         # original would have crossed them with it.
         self._group: tuple[int, ...] = ()
         self._n_left_crossed = 0
-        # Rest period: history length and index of the last score >= base_threshold.
-        self._n_history = 1  # the original seeds its history with a 1.0
-        self._last_high = 0
 
     # ------------------------------------------------------------------------------------
     # Public
@@ -275,6 +295,11 @@ class ContextOSE:
         norm = int((value - self.min_value) / self._step_size)
         sens = self._bin_facts[norm] if 0 <= norm < len(self._bin_facts) else self._facts_of_bin(norm)
         selected_active, added_share = self._learn(sens)
+        if self.max_contexts:
+            if self._recent is not None:
+                self._recent.append(sens)
+            if self._n_ctx > self.max_contexts:
+                self._rebuild()
         score = (1.0 - selected_active + added_share) / 2.0
         k = int(self.rest_period)
         start = self._n_history - k if 0 < k < self._n_history else 0
@@ -283,6 +308,28 @@ class ContextOSE:
             self._last_high = self._n_history
         self._n_history += 1
         return out
+
+    def _rebuild(self) -> None:
+        """Bounded memory: forget every context, then relearn from the last ``replay`` values.
+
+        Why a rebuild and not the eviction of single contexts: a context's id is part of the
+        facts of the contexts learned after it (the neuron facts), so dropping one context
+        leaves others pointing at nothing; forgetting all and relearning the recent past keeps
+        the memory consistent and holds what the recent past taught. The replay's scores are
+        dropped and the rest period runs on, so the detector neither alarms on its own restart
+        nor goes blind for a rest period. Should the replay itself outgrow half the cap (a
+        series noisier than the cap allows for) the memory is cleared again mid-replay, so the
+        memory stays under ``max_contexts`` plus one step's growth.
+        """
+        self.n_rebuilds += 1
+        self._clear_memory()
+        if self._recent is None:
+            return
+        half = self.max_contexts // 2
+        for sens in self._recent:
+            if self._n_ctx > half:
+                self._clear_memory()
+            self._learn(sens)
 
     @property
     def n_contexts(self) -> int:

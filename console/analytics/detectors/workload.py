@@ -2,7 +2,17 @@
 
 (Each node's own power and temperature series are judged in `node_series`.)
 
-Every series goes through the same `SeriesDetector` (the one scored on NAB). Two filters keep
+Series with a physical range go through the same `EnsembleDetector` that is scored on NAB
+(the series detector and CAD OSE, `ensemble.live_settings`): the cluster's delivered,
+available, allocated and busy petaflops lie in [0, installed PF] and a partition's delivered
+petaflops in [0, that partition's peak]. Those bounds are the range CAD OSE quantises into,
+where NAB hands it each file's minimum and maximum; when a bound moves materially (nodes added
+or removed, a partition reshaped) that series' CAD OSE starts afresh (`PeerBank.set_range`).
+The tenants' queues (and tenant efficiency, when on) have no physical bound, so they keep the
+series detector alone: a range guessed from the past is the look at the future NAB allows and
+the console does not have.
+
+Every other series goes through the same `SeriesDetector`. Two filters keep
 the console honest on busy clusters: a change must also be material (``min_rel_change`` of
 the baseline, so a 0.3% wobble in delivered petaflops never pages anyone) and a queue surge
 must add at least ``surge_min_jobs`` pending jobs. Columns are keyed by name; when the set of
@@ -17,6 +27,7 @@ import numpy as np
 
 from console.analytics.detectors.base import Finding
 from console.analytics.detectors.context import FrameContext
+from console.analytics.detectors.ensemble import EnsembleDetector, EnsembleSettings, live_settings
 from console.analytics.detectors.series import SeriesDetector, SeriesSettings
 from console.model import JobState, Severity, Subject
 
@@ -39,34 +50,60 @@ class WorkloadSettings:
     surge_min_jobs: int = 20
     surge_min_per_node: float = 0.1  # ... and at least this many jobs per node of the cluster
     surge_min_factor: float = 2.0  # pending must also reach this multiple of its median
+    # The petaflops series use the ensemble (series detector + CAD OSE on physical bounds);
+    # False = the series detector alone, as before.
+    ensemble: bool = True
+    # A series' CAD OSE starts afresh when a bound moves by more than this share of the range.
+    range_tolerance: float = 0.05
 
 
 class _Bank:
-    """A `SeriesDetector` over named columns, with the open/close bookkeeping of its findings."""
+    """A detector over named columns, with the open/close bookkeeping of its findings: the
+    `EnsembleDetector` when ``ensemble`` is given (its columns then need their physical
+    ranges every step), else the `SeriesDetector` alone."""
 
-    def __init__(self, settings: SeriesSettings) -> None:
+    def __init__(self, settings: SeriesSettings, ensemble: EnsembleSettings | None = None,
+                 range_tolerance: float = 0.05) -> None:
         self.settings = settings
+        self.ensemble = ensemble
+        self.tolerance = range_tolerance
         self.names: tuple[str, ...] = ()
-        self.det: SeriesDetector | None = None
+        self.det: SeriesDetector | None = None  # the series detector (the ensemble's part)
+        self.ens: EnsembleDetector | None = None
         self.open: dict[str, float] = {}  # name -> baseline median when it opened
         self.jump: dict[str, float] = {}  # name -> size of the jump when it opened
 
-    def step(self, names: tuple[str, ...], values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, names: tuple[str, ...], values: np.ndarray,
+             ranges: list[tuple[float, float]] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if names != self.names or self.det is None:
             self.names = names
-            self.det = SeriesDetector(len(names), self.settings)
             self.open = {}
             self.jump = {}
-        score = self.det.step(values)
+            if self.ensemble is not None and ranges is not None:
+                self.ens = EnsembleDetector(len(names), self.ensemble, ranges)
+                self.det = self.ens.series
+            else:
+                self.ens = None
+                self.det = SeriesDetector(len(names), self.settings)
+        elif self.ens is not None and self.ens.peers is not None and ranges is not None:
+            for i, (lo, hi) in enumerate(ranges):
+                self.ens.peers.set_range(i, lo, hi, self.tolerance)
+        score = self.ens.step(values) if self.ens is not None else self.det.step(values)
         return score, self.det.last_z, self.det.last_median
+
+    def peer_score(self, i: int) -> float:
+        """CAD OSE's raw score of column ``i`` at the last step (NaN without an ensemble)."""
+        return float(self.ens.last_peer[i]) if self.ens is not None else float("nan")
 
 
 class WorkloadDetectors:
     def __init__(self, settings: WorkloadSettings | None = None) -> None:
         self.s = settings or WorkloadSettings()
-        self._cluster = _Bank(self.s.series)
-        self._tenant_eff = _Bank(self.s.series)
-        self._partition = _Bank(self.s.series)
+        ens = live_settings(self.s.series) if self.s.ensemble else None
+        self._cluster = _Bank(self.s.series, ens, self.s.range_tolerance)
+        self._tenant_eff = _Bank(self.s.series)  # no physical bound: the series detector alone
+        self._partition = _Bank(self.s.series, ens, self.s.range_tolerance)
+        self._part_peak = np.zeros(0)
         self._part_key: tuple | None = None
         self._part_mask = np.zeros((0, 0), bool)
         self._part_names: tuple[str, ...] = ()
@@ -86,10 +123,12 @@ class WorkloadDetectors:
         f = ctx.frame
         out: list[Finding] = []
         k = f.kpis
-        vals = np.array([getattr(k, n) for n in CLUSTER_SERIES], np.float64)
+        vals = np.array([np.nan if getattr(k, n) is None else getattr(k, n) for n in CLUSTER_SERIES],
+                        np.float64)
+        installed = ctx.topo.installed_pf if ctx.n_gpus else float("nan")
         out += self._changes(self._cluster, CLUSTER_SERIES, vals,
                              lambda n: (Subject("cluster", "cluster"), f"cluster {n.replace('_', ' ')}"),
-                             unit="PF")
+                             unit="PF", ranges=[(0.0, installed)] * len(CLUSTER_SERIES))
         out += self._partitions(ctx)
         # Tenant efficiency (delivered per allocated GPU), only for tenants big enough to judge.
         t = f.tenants
@@ -124,6 +163,8 @@ class WorkloadDetectors:
             keep = gpus >= self.s.partition_min_gpus
             self._part_names = tuple(p for p, k in zip(names, keep) if k)
             self._part_mask = mask[keep]
+            node_peak = np.asarray(ctx.topo.gpu_peak_tflops, np.float64).reshape(ctx.n_nodes, ctx.gpn).sum(axis=1)
+            self._part_peak = self._part_mask.astype(np.float64) @ node_peak / 1000.0
         if not self._part_names:
             return []
         tf = np.asarray(f.gpu.delivered_tflops, np.float64).reshape(ctx.n_nodes, ctx.gpn)
@@ -133,11 +174,13 @@ class WorkloadDetectors:
         blind = (self._part_mask & ~seen[None, :]).any(axis=1)
         pf = np.where(blind, np.nan, self._part_mask.astype(np.float64) @ node_pf)
         return self._changes(self._partition, self._part_names, pf,
-                             lambda n: (Subject("partition", n), f"delivered PF of partition {n}"), unit="PF")
+                             lambda n: (Subject("partition", n), f"delivered PF of partition {n}"), unit="PF",
+                             ranges=[(0.0, float(p)) for p in self._part_peak])
 
     def _changes(self, bank: _Bank, names: tuple[str, ...], values: np.ndarray, describe, *,
-                 unit: str, tenant: bool = False) -> list[Finding]:
-        score, z, med = bank.step(names, values)
+                 unit: str, tenant: bool = False,
+                 ranges: list[tuple[float, float]] | None = None) -> list[Finding]:
+        score, z, med = bank.step(names, values, ranges)
         out = []
         det = bank.det
         for i, name in enumerate(names):
@@ -154,10 +197,13 @@ class WorkloadDetectors:
                 continue
             bank.open.setdefault(name, float(m))
             subject, label = describe(name)
+            peer = bank.peer_score(i)
+            pattern = (f"; an unseen sequence for it (context score {peer:.2f})"
+                       if bank.ensemble is not None and peer >= bank.ensemble.alarm else "")
             out.append(Finding(
                 kind="series_change", subject=subject, score=float(min(1.0, abs(z[i]) / (2 * det.settings.z_alarm))),
                 evidence=f"{label} {'rose' if x > m else 'fell'} to {x:.3g} {unit} from a median of {m:.3g} "
-                         f"(robust z {z[i]:+.1f})",
+                         f"(robust z {z[i]:+.1f}{pattern})",
                 severity=Severity.INFO, tenant=subject.key if tenant else None, confirm=2,
                 confirm_s=self.s.change_confirm_s, series=name, detail=f"series={name}"))
         return out
