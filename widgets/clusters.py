@@ -98,6 +98,7 @@ class ClusterSwitch(QObject):
         w = self.window
         self.frames[name] = frame
         self.arrived[name] = w._clock()
+        w.cluster_frame.emit(frame)
         fleet = w.panels.get("fleet")
         if fleet is not None and hasattr(fleet, "show_fleet"):
             fleet.show_fleet(self.frames)

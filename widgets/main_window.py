@@ -156,6 +156,9 @@ class MainWindow(QMainWindow):
     #: Every frame handed to the panels, fresh or aged to the clock (dead-man's switch,
     #: notifications and a presentation window opened from the menu listen to it).
     frame_shown = Signal(object)
+    #: Every frame of every cluster of a fleet as it arrives, shown or not (notifications must
+    #: not miss a critical alert on a cluster the operator is not looking at).
+    cluster_frame = Signal(object)
 
     def __init__(self, context: PanelContext | None = None, *, settings: QSettings | None = None,
                  persist: bool = True, presentation: bool = False, parent: QWidget | None = None,

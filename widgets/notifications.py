@@ -8,6 +8,7 @@ console window (never a dialog: nothing must wait for a click), and the severity
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 from collections.abc import Callable
@@ -87,7 +88,10 @@ class NotificationCenter(QObject):
                  tray: QSystemTrayIcon | None | bool = True,
                  sound: Callable[[str], None] = play_sound) -> None:
         super().__init__(window)
-        self.notifier = Notifier(settings)
+        self.settings = settings
+        #: One notifier per cluster (a fleet's frames arrive for every cluster), so what one
+        #: cluster has told never hides the same fingerprint on another.
+        self.notifiers: dict[str, Notifier] = {}
         self._local_time = local_time
         self._sound = sound
         self.delivered: list[Notification] = []
@@ -101,9 +105,24 @@ class NotificationCenter(QObject):
             self.tray.setToolTip("AISC Console")
             self.tray.show()
 
+    @property
+    def notifier(self) -> Notifier:
+        """The notifier of the first cluster seen (the only one outside a fleet)."""
+        if not self.notifiers:
+            self.notifiers[""] = Notifier(self.settings)
+        return next(iter(self.notifiers.values()))
+
     def show_frame(self, frame: Frame) -> list[Notification]:
-        """Tell what is new in ``frame`` (usually nothing)."""
-        out = self.notifier.update(frame, self._local_time())
+        """Tell what is new in ``frame`` (usually nothing). With several clusters each message
+        names its cluster; the same frame seen twice (shown and as a fleet frame) tells once."""
+        if "" in self.notifiers and len(self.notifiers) == 1:  # asked for before any frame
+            self.notifiers[frame.cluster] = self.notifiers.pop("")
+        notifier = self.notifiers.get(frame.cluster)
+        if notifier is None:
+            notifier = self.notifiers[frame.cluster] = Notifier(self.settings)
+        out = notifier.update(frame, self._local_time())
+        if len(self.notifiers) > 1:
+            out = [dataclasses.replace(n, title=f"{frame.cluster}: {n.title}") for n in out]
         for n in out:
             self.deliver(n)
         return out
@@ -124,9 +143,11 @@ class NotificationCenter(QObject):
 
 def attach_notifications(window: QMainWindow, settings: NotifySettings = DEFAULT_NOTIFY,
                          **kw) -> NotificationCenter:
-    """Notify from every frame ``window`` shows (its ``frame_shown`` signal)."""
+    """Notify from every frame ``window`` shows (``frame_shown``) and, in a fleet, from every
+    cluster's frames (``cluster_frame``)."""
     center = NotificationCenter(window, settings, **kw)
-    signal = getattr(window, "frame_shown", None)
-    if signal is not None:
-        signal.connect(center.show_frame)
+    for name in ("frame_shown", "cluster_frame"):  # the shown frames, and a fleet's others
+        signal = getattr(window, name, None)
+        if signal is not None:
+            signal.connect(center.show_frame)
     return center

@@ -110,3 +110,25 @@ def test_presentation_mode_opens_from_the_view_menu(qtbot, make_frame) -> None:
     w.show_frame(later)
     assert pres.view is not None and pres.view.time == later.time
     pres.close()
+
+
+def test_a_fleet_notifies_a_critical_alert_on_a_cluster_not_on_screen(qtbot, make_frame) -> None:
+    """The operator looks at alpha; beta's critical alert still reaches them, named by its
+    cluster, and alpha's identical fingerprint later is news of its own."""
+    w, extras, sounds = make_window(qtbot)
+    center = extras.notifications
+    w.set_clusters(["alpha", "beta"], simulated={"alpha": True, "beta": True})
+    base = seeing(make_frame())
+    quiet = dataclasses.replace(base, alerts=tuple(a for a in base.alerts if a.fingerprint != "f1"))
+    w.show_cluster_frame("alpha", dataclasses.replace(quiet, cluster="alpha"))
+    w.show_cluster_frame("beta", dataclasses.replace(quiet, cluster="beta"))
+    assert center.delivered == []
+    w.show_cluster_frame("beta", dataclasses.replace(base, cluster="beta"))  # not on screen
+    assert w.current_cluster == "alpha"
+    assert [n.title for n in center.delivered] == ["beta: New critical alert"]
+    w.show_cluster_frame("beta", dataclasses.replace(base, cluster="beta"))
+    assert len(center.delivered) == 1  # told once
+    w.show_cluster_frame("alpha", dataclasses.replace(base, cluster="alpha"))  # shown: both signals
+    assert [n.title for n in center.delivered] == ["beta: New critical alert",
+                                                   "alpha: New critical alert"]
+    assert sounds == ["beep", "beep"]
