@@ -35,7 +35,9 @@ class DeadmanBanner(QLabel):
                  font_px: int | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
-        self.verdict: Verdict = SEEING
+        self.verdict: Verdict = SEEING  # of the cluster on screen
+        self._shown: str | None = None
+        self._others: dict[str, Verdict] = {}  # blind clusters of a fleet not on screen
         self.setObjectName("BlindBanner")
         self.setWordWrap(True)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -48,15 +50,33 @@ class DeadmanBanner(QLabel):
     def show_frame(self, frame: Frame | None) -> Verdict:
         """Assess ``frame`` (fresh or aged to the clock) and show the verdict."""
         verdict = assess(frame, self.settings)
+        if frame is not None:
+            self._shown = frame.cluster
+            self._others.pop(frame.cluster, None)
         self.show_verdict(verdict)
         return verdict
 
+    def show_cluster_frame(self, frame: Frame) -> None:
+        """A frame of a fleet's cluster, on screen or not: a cluster the operator is not looking
+        at that goes blind must not leave the screen calm either."""
+        if frame.cluster == self._shown:
+            return  # the shown cluster's verdict comes with the frames the window shows
+        verdict = assess(frame, self.settings)
+        if verdict.blind:
+            self._others[frame.cluster] = verdict
+        else:
+            self._others.pop(frame.cluster, None)
+        self.show_verdict(self.verdict)
+
     def show_verdict(self, verdict: Verdict) -> None:
         self.verdict = verdict
-        if not verdict.blind:
+        lines = [f"{MARK}  {verdict.text}"] if verdict.blind else []
+        for name, other in sorted(self._others.items()):
+            lines.append(f"{MARK}  on cluster {name}: {other.text}")
+        if not lines:
             self.hide()
             return
-        text = f"{MARK}  {verdict.text}"
+        text = "\n".join(lines)
         if self.text() != text:
             self.setText(text)
         self.show()
@@ -73,4 +93,7 @@ def attach_deadman(window: QMainWindow, settings: DeadmanSettings = DEFAULT_DEAD
     signal = getattr(window, "frame_shown", None)
     if signal is not None:
         signal.connect(banner.show_frame)
+    fleet = getattr(window, "cluster_frame", None)  # every cluster's frames, in a fleet
+    if fleet is not None:
+        fleet.connect(banner.show_cluster_frame)
     return banner

@@ -132,3 +132,18 @@ def test_a_fleet_notifies_a_critical_alert_on_a_cluster_not_on_screen(qtbot, mak
     assert [n.title for n in center.delivered] == ["beta: New critical alert",
                                                    "alpha: New critical alert"]
     assert sounds == ["beep", "beep"]
+
+
+def test_a_fleet_cluster_off_screen_that_goes_blind_is_named_in_the_banner(qtbot, make_frame) -> None:
+    w, extras, _ = make_window(qtbot)
+    w.set_clusters(["alpha", "beta"], simulated={"alpha": True, "beta": True})
+    frame = make_frame()
+    w.show_cluster_frame("alpha", dataclasses.replace(seeing(frame), cluster="alpha"))
+    w.show_cluster_frame("beta", dataclasses.replace(seeing(frame), cluster="beta"))
+    assert w.current_cluster == "alpha" and not extras.banner.isVisible()
+    w.show_cluster_frame("beta", dataclasses.replace(frame, cluster="beta"))  # no Watchdog
+    assert extras.banner.isVisible()
+    assert extras.banner.text().startswith("\u26a0  on cluster beta: BLIND: the always-firing "
+                                           "Watchdog alert is missing")
+    w.show_cluster_frame("beta", dataclasses.replace(seeing(frame), cluster="beta"))
+    assert not extras.banner.isVisible()
