@@ -1,9 +1,9 @@
 """The accounting view crosses the worker pipe once per read, not once per frame.
 
-Why: a frame carries the newest accounting view (a month of jobs: about 400,000 rows and
-40 MB pickled at 4,096 nodes), and frames cross the pipe every second. The view's own pickle
-cache spares re-pickling it, not the bytes: each frame still copied and sent them, and the
-GUI-side process allocated them again each second (benchmarks/bench_soak.py). Now the worker
+Why: a frame carries the newest accounting view (a month of jobs: about 390,000 rows and
+38 MB pickled at 4,096 nodes), and frames cross the pipe every second. Sent with each frame,
+its bytes were copied and sent each second, and the GUI-side process allocated them again each
+second (benchmarks/bench_soak.py). Now the worker
 sends a view once, as a control message, when its key changes, and frames carry a
 `SameView` marker that the GUI side replaces with the view it received. Control messages are
 acted on in order before the newest frame of a batch is unpickled, so the view always

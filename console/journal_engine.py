@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: Series of the state's history that the journal's cluster minutes can seed.
 SEEDED_SERIES = ("delivered_pf", "installed_pf", "available_pf", "allocated_pf", "busy_pf",
-                 "jobs_running", "jobs_pending")
+                 "jobs_running", "jobs_pending", "gpus_pending")
 SEED_HOURS = 24.0
 
 

@@ -612,6 +612,9 @@ class History:
     series: Mapping[str, np.ndarray]  # "delivered_pf", "installed_pf", "available_pf", "allocated_pf", "busy_pf", "jobs_pending"
     tenant_delivered_pf: np.ndarray  # float32[len(t), n_tenants] in TenantTable order
     tenant_gpus: np.ndarray  # float32[len(t), n_tenants]
+    #: float32[len(t), n_tenants]: GPUs the tenant's pending jobs ask for (queue depth over
+    #: time, "Why GPUs wait"); NaN while the scheduler was not read. Empty where not kept.
+    tenant_gpus_pending: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
 
 @dataclass(frozen=True, eq=False)

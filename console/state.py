@@ -33,7 +33,7 @@ _T = TypeVar("_T")
 
 KINDS = ("telemetry", "scheduler", "alerts")
 SERIES = ("delivered_pf", "installed_pf", "available_pf", "allocated_pf", "busy_pf",
-          "jobs_running", "jobs_pending")
+          "jobs_running", "jobs_pending", "gpus_pending")
 _ACTIVE = np.array(sorted(ACTIVE_JOB_STATES), np.int8)
 _AVAILABLE = np.array(sorted(AVAILABLE_NODE_STATES), np.int8)
 
@@ -121,6 +121,9 @@ class ClusterState:
                                         coarse_capacity=coarse)
         self._tenant_gpus = TieredHistory(len(self._tenants), raw_capacity=history_raw_points,
                                           coarse_capacity=coarse)
+        # GPUs each tenant's pending jobs ask for: the queue depth over time ("Why GPUs wait").
+        self._tenant_pending = TieredHistory(len(self._tenants), raw_capacity=history_raw_points,
+                                             coarse_capacity=coarse)
         # History rows built before any source delivered data (first, last): zeros, not data.
         self._pre_data: tuple[float, float] | None = None
         self.anomalies: tuple[Anomaly, ...] = ()
@@ -252,6 +255,7 @@ class ClusterState:
         self._history = _reseeded(self._history, keep, st, rows)
         self._tenant_pf = _reseeded(self._tenant_pf, keep, st, None)
         self._tenant_gpus = _reseeded(self._tenant_gpus, keep, st, None)
+        self._tenant_pending = _reseeded(self._tenant_pending, keep, st, None)
         self._pre_data = None
 
     # ------------------------------------------------------------------ topology
@@ -503,14 +507,17 @@ class ClusterState:
         nan_row = np.full(len(tenants), np.nan, np.float32)
         self._tenant_pf.append(data_t, tenants.delivered_pf if k_tel and k_sch else nan_row)
         self._tenant_gpus.append(data_t, tenants.gpus_in_use.astype(np.float32) if k_sch else nan_row)
+        self._tenant_pending.append(data_t, tenants.gpus_pending.astype(np.float32) if k_sch else nan_row)
         if not self._data_now:
             self._pre_data = (self._pre_data or (data_t, data_t))[0], data_t
         ht, hv = self._history.window()
         _, tpf = self._tenant_pf.window()
         _, tg = self._tenant_gpus.window()
+        _, tq = self._tenant_pending.window()
         history = History(t=ht, series={k: hv[:, i] for i, k in enumerate(SERIES)},
                           tenant_delivered_pf=_fit(tpf, len(tenants)),
-                          tenant_gpus=_fit(tg, len(tenants)))
+                          tenant_gpus=_fit(tg, len(tenants)),
+                          tenant_gpus_pending=_fit(tq, len(tenants)))
 
         gpu = GpuFrame(
             util=tel["util"], tensor=tel["tensor"], sm_clock=tel["sm_clock"], temp=tel["temp"],

@@ -146,7 +146,10 @@ def open_causes(store: JournalStore, at: float) -> tuple[Cause, ...]:
 def _cut_history(h: History, at: float) -> History:
     keep = h.t <= at
     return History(t=h.t[keep], series={k: v[keep] for k, v in h.series.items()},
-                   tenant_delivered_pf=h.tenant_delivered_pf[keep], tenant_gpus=h.tenant_gpus[keep])
+                   tenant_delivered_pf=h.tenant_delivered_pf[keep], tenant_gpus=h.tenant_gpus[keep],
+                   tenant_gpus_pending=(h.tenant_gpus_pending[keep]
+                                        if len(h.tenant_gpus_pending) == len(keep)
+                                        else h.tenant_gpus_pending))
 
 
 def _past_tenants(live: TenantTable, groups: Mapping[str, Mapping[str, float | None]]) -> TenantTable:

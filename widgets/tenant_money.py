@@ -32,7 +32,7 @@ from console.accounting.table import UsageTable
 from console.accounting.usage import job_gpu_hours
 from console.accounting.view import AccountingView
 from console.accounting.waiting import wait_by_partition, wait_summary
-from console.model import Frame
+from console.model import Frame, Health
 from widgets import theme as theme_mod
 from widgets.formatting import fmt_duration, fmt_int, fmt_pct
 
@@ -159,6 +159,14 @@ class TenantMoneyPane(QWidget):
         self.wait_label.setWordWrap(True)
         self.wait_label.setTextFormat(Qt.TextFormat.PlainText)
         self.wait_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # Queue depth over time: GPUs its pending jobs ask for, from the frames' history
+        # (NaN while the scheduler was not read: a gap in the line, never a drop to 0).
+        self.pending_plot = pg.PlotWidget(self, axisItems={"bottom": pg.DateAxisItem()})
+        self.pending_plot.setMinimumHeight(140)
+        self.pending_plot.setLabel("left", "GPUs pending")
+        self.pending_plot.showGrid(x=False, y=True, alpha=0.2)
+        self.pending_curve = self.pending_plot.plot(
+            [], [], pen=pg.mkPen(th.health[Health.DEGRADED], width=2))
         side = QWidget(self)
         sl = QVBoxLayout(side)
         sl.setContentsMargins(0, 0, 0, 0)
@@ -168,7 +176,10 @@ class TenantMoneyPane(QWidget):
             cap.setObjectName("PanelTitle")
             sl.addWidget(cap)
             sl.addWidget(label)
-        sl.addStretch(1)
+        self.pending_caption = QLabel("Its GPUs pending over time", side)
+        self.pending_caption.setObjectName("KpiCaption")
+        sl.addWidget(self.pending_caption)
+        sl.addWidget(self.pending_plot, 1)
         split = QSplitter(Qt.Orientation.Horizontal, self)
         split.addWidget(self.bars_plot)
         split.addWidget(side)
@@ -191,6 +202,7 @@ class TenantMoneyPane(QWidget):
     def render(self, frame: Frame) -> None:
         view = frame.accounting if isinstance(frame.accounting, AccountingView) else None
         self._render_wait(frame)
+        self._render_pending(frame)
         if view is None:
             self.status.setText("accounting has not been read yet (the console reads it every "
                                 "few minutes); no figures rather than zeros")
@@ -321,6 +333,27 @@ class TenantMoneyPane(QWidget):
             else:
                 lines.append("Slurm has given no expected start time")
         self.wait_label.setText("\n".join(lines))
+
+    def _render_pending(self, frame: Frame) -> None:
+        """The tenant's pending GPUs over the frames' history, gaps where unknown."""
+        h, t = frame.history, frame.tenants
+        q = h.tenant_gpus_pending
+        row = t.account.index(self.account) if self.account in t.account else -1
+        if row < 0 or q.ndim != 2 or row >= q.shape[1] or q.shape[0] != len(h.t) or not len(h.t):
+            self.pending_curve.setData([], [])
+            self.pending_caption.setText("Its GPUs pending over time: no history yet")
+            return
+        y = q[:, row]
+        self.pending_curve.setData(h.t, y, connect="finite")
+        known = y[np.isfinite(y)]
+        peak = f"; most {fmt_int(int(known.max()))}" if len(known) else "; not known yet"
+        self.pending_caption.setText(f"Its GPUs pending over time{peak}")
+
+    def pending_series(self) -> tuple[np.ndarray, np.ndarray]:
+        """(t, GPUs pending) as plotted (tests)."""
+        x, y = self.pending_curve.getData()
+        return (np.zeros(0) if x is None else np.asarray(x),
+                np.zeros(0) if y is None else np.asarray(y))
 
     # --- statements ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from console.accounting.service import accounting_source_for, price_book, read_w
 from console.accounting.statement import (
     Statement, build_statement, coverage_gaps, statements_csv, write_statement_csv,
 )
+from console.accounting.table import TableJobs
 from console.accounting.view import AccountingView, build_view
 from console.config import ClusterSettings, ConfigError, Settings, TenantSettings
 
@@ -63,8 +64,8 @@ def load_view(cluster: ClusterSettings, month: str) -> AccountingView:
                               "its Slurm endpoint with slurmdbd behind it (or run the simulator)")
         now = clock()
         snap = source.read(min(period.since, read_window_start(now, tz)), now)
-        own = getattr(source, "observations", None)
-        observed = dict(own()) if callable(own) else {}
+        own = None if isinstance(snap.jobs, TableJobs) else getattr(source, "observations", None)
+        observed = dict(own()) if callable(own) else {}  # a table carries its source's own
         if name == "slurmdbd":  # what a running console saw of these jobs, if one ran here
             ledger = ObservationLedger(cluster.busy_threshold_pct)
             ledger.load(observations_path(cluster.name))

@@ -21,7 +21,7 @@ from console.accounting.money import PriceBook, TenantTerms
 from console.accounting.observed import ObservationLedger, observations_path
 from console.accounting.periods import local_zone, month_of, month_period, previous_month
 from console.accounting.records import AccountingSource
-from console.accounting.table import JobObservation
+from console.accounting.table import JobObservation, TableJobs
 from console.accounting.view import AccountingView, build_view
 from console.config import ClusterSettings, TenantSettings
 from console.model import Frame
@@ -114,10 +114,11 @@ class AccountingService:
             log.exception("accounting observation failed")
 
     # -- reads (accounting thread) ---------------------------------------------------------------
-    def observations(self) -> Mapping[str, JobObservation]:
+    def observations(self, *, own_in_table: bool = False) -> Mapping[str, JobObservation]:
         """The source's telemetry history (the simulator has one), overridden by what the
-        console saw itself."""
-        own = getattr(self.source, "observations", None)
+        console saw itself. ``own_in_table``: the read's table carries the source's history
+        already (a month of rows: not made into objects again)."""
+        own = None if own_in_table else getattr(self.source, "observations", None)
         out = dict(own()) if callable(own) else {}
         out.update(self.ledger.observations())
         return out
@@ -127,7 +128,8 @@ class AccountingService:
         now = self.clock()
         try:
             snap = self.source.read(read_window_start(now, self.tz), now)
-            view = build_view(snap, self.book, self.tz, self.name, self.observations())
+            view = build_view(snap, self.book, self.tz, self.name,
+                              self.observations(own_in_table=isinstance(snap.jobs, TableJobs)))
         except Exception as exc:
             words = _words(exc)
             # Said once per distinct failure (a site without slurmdbd would say it every minute).

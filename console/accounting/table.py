@@ -14,7 +14,7 @@ saw: "not observed" is never 0 % efficiency.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -111,3 +111,50 @@ class UsageTable:
         if account not in self.accounts:
             return np.zeros(0, np.int64)
         return np.flatnonzero(self.account == self.accounts.index(account))
+
+
+def with_observations(table: UsageTable, observed: Mapping[str, JobObservation]) -> UsageTable:
+    """``table`` with the rows of the jobs in ``observed`` taking those observations (what the
+    console saw itself overrides a source's own telemetry history). One sorted lookup, no
+    per-row objects: the table may hold a month of jobs."""
+    if not observed or not len(table):
+        return table
+    keys = np.array(list(observed), np.str_)
+    order = np.argsort(table.job_id, kind="stable")
+    pos = np.clip(np.searchsorted(table.job_id[order], keys), 0, len(table) - 1)
+    hit = table.job_id[order][pos] == keys
+    if not hit.any():
+        return table
+    rows = order[pos[hit]]
+    seen = [observed[k] for k in keys[hit].tolist()]
+    cols = {}
+    for attr in ("seen_from", "seen_to", "delivered_tflops", "peak_tflops", "idle_share"):
+        col = getattr(table, attr).copy()
+        col[rows] = [getattr(s, attr) for s in seen]
+        cols[attr] = col
+    return replace(table, **cols)
+
+
+class TableJobs(Sequence[JobUsage]):
+    """A `UsageTable` read as a sequence of `JobUsage` (made one at a time, on demand).
+
+    Why: a source that keeps its history columnar (the simulator's month of jobs) hands its
+    table over as it is; `build_view` takes ``.table`` without a row of objects, and code that
+    reads ``snapshot.jobs`` one by one still can."""
+
+    def __init__(self, table: UsageTable) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> JobUsage:  # type: ignore[override]
+        t = self.table
+        if isinstance(i, slice):
+            raise TypeError("TableJobs takes one row at a time")
+        start, end = float(t.start[i]), float(t.end[i])
+        qos = t.qoses[int(t.qos[i])]
+        return JobUsage(str(t.job_id[i]), t.accounts[int(t.account[i])], t.users[int(t.user[i])],
+                        t.partitions[int(t.partition[i])], t.states[int(t.state[i])],
+                        float(t.submit[i]), None if np.isnan(start) else start,
+                        None if np.isnan(end) else end, int(t.gpus[i]), qos=qos or None)

@@ -4,14 +4,13 @@ Built in the engine's accounting thread (never the GUI's), attached to every fra
 next read, and read by the panels: the Tenants panel takes the precomputed ``today`` and
 ``month`` charges, the drill-down and the statements compute any other period from ``table``
 (vectorised, milliseconds). Everything in it pickles cheaply (numpy columns, small dataclasses),
-because with the engine in a worker process it crosses a pipe with each frame.
+because with the engine in a worker process it crosses a pipe once per read.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import tzinfo
@@ -19,7 +18,7 @@ from datetime import tzinfo
 from console.accounting.money import PriceBook, TenantCharges, charges
 from console.accounting.periods import Period, day_period, month_to_date
 from console.accounting.records import AccountingSnapshot, FairShare, GpuLimit
-from console.accounting.table import JobObservation, UsageTable
+from console.accounting.table import JobObservation, TableJobs, UsageTable, with_observations
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,15 +52,13 @@ class AccountingView:
         return replace(self, error=words, key=_new_key())
 
     def __reduce__(self) -> tuple[object, ...]:
-        """Pickled once per view, not once per frame: with the engine in a worker process the
-        view rides on every frame (a month of jobs is a few MB), so the bytes are kept and the
-        receiving side unpickles a view it has already seen only once."""
-        blob = self.__dict__.get("_blob")
-        if blob is None:
-            state = {f.name: getattr(self, f.name) for f in fields(self)}
-            blob = pickle.dumps(state, protocol=5)
-            object.__setattr__(self, "_blob", blob)
-        return _restore, (self.key, blob)
+        """Pickled with its key, so a receiver that already holds the view with that key gets
+        that one object back (one view, not one per frame). The pickled bytes are not kept:
+        with the engine in a worker process the view crosses once per read
+        (console/frame_wire.py), and keeping them held a second copy of the whole table
+        (~38 MB at 4,096 nodes) in the worker for as long as the view lived."""
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        return _restore, (self.key, state)
 
 
 _counter = itertools.count(1)
@@ -72,19 +69,25 @@ def _new_key() -> str:
     return f"{os.getpid()}-{next(_counter)}"
 
 
-def _restore(key: str, blob: bytes) -> AccountingView:
+def _restore(key: str, state: dict[str, object]) -> AccountingView:
     global _last
     if _last is not None and _last[0] == key and key:
         return _last[1]
-    view = AccountingView(**pickle.loads(blob))
+    view = AccountingView(**state)  # type: ignore[arg-type]
     _last = (key, view)
     return view
 
 
 def build_view(snapshot: AccountingSnapshot, book: PriceBook, tz: tzinfo, source: str,
                observations: Mapping[str, JobObservation] | None = None) -> AccountingView:
-    """Arithmetic of one read: the table, and today's and this month's charges per tenant."""
-    table = UsageTable.build(snapshot.jobs, observations)
+    """Arithmetic of one read: the table, and today's and this month's charges per tenant.
+
+    A source whose jobs are already a table (`TableJobs`: the simulator's) is taken as it is,
+    with ``observations`` laid over its own; any other is built from its records."""
+    if isinstance(snapshot.jobs, TableJobs):
+        table = with_observations(snapshot.jobs.table, observations or {})
+    else:
+        table = UsageTable.build(snapshot.jobs, observations)
     now = snapshot.taken_at
     accounts = tuple(dict.fromkeys((*book.tenants, *table.accounts)))
     today = day_period(now, tz)
