@@ -312,6 +312,10 @@ class TenantsPanel(Panel):
         self.column_sizer = ColumnSizer(self.table, COLUMN_WIDTHS, free_text=_TEXT_COLS,
                                         samples=COLUMN_SAMPLES,  # names elide, up to Efficiency:
                                         keep_visible={COL_NAME, COL_GPUS, COL_EFF})
+        # The scheme's figures right after efficiency (visual order only: the model's columns,
+        # sorting and exports are unchanged), so a wide dock shows them without scrolling.
+        for k, col in enumerate(MONEY_COLS):
+            hh.moveSection(hh.visualIndex(col), hh.visualIndex(COL_EFF) + 1 + k)
         hh.setSortIndicator(COL_GPUS, Qt.SortOrder.DescendingOrder)
         self.table.setSortingEnabled(True)
         layout = QVBoxLayout(self)

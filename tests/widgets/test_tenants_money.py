@@ -270,3 +270,19 @@ def test_the_scheme_summary_from_the_tenants_panel(qtbot, tmp_path: Path) -> Non
     rows = {r["Account"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
     assert (rows["hku"]["GPU-hours"], rows["hku"]["Net payable"]) == ("244.00", "146.40")
     assert rows["cuhk"]["Subsidy rate %"] == "35" and rows["acme"]["List cost"] == "48.00"
+
+
+def test_the_money_columns_follow_efficiency_on_screen(qtbot) -> None:
+    """Visual order only: GPU-hours, cost, subsidy and net come right after Efficiency, where a
+    wide dock shows them without sideways scrolling; the model's columns stay as they are."""
+    from widgets.panel import PanelContext
+    from widgets.tenants_panel import COL_EFF, COL_RUN, HEADERS, MONEY_COLS, TenantsPanel
+
+    panel = TenantsPanel(PanelContext())
+    qtbot.addWidget(panel)
+    hh = panel.table.horizontalHeader()
+    shown = [HEADERS[hh.logicalIndex(v)] for v in range(len(HEADERS))]
+    eff = shown.index(HEADERS[COL_EFF])
+    assert shown[eff + 1: eff + 1 + len(MONEY_COLS)] == [HEADERS[c] for c in MONEY_COLS]
+    assert shown[eff + 1 + len(MONEY_COLS)] == HEADERS[COL_RUN]
+    assert panel.model.headerData(COL_RUN, Qt.Orientation.Horizontal) == HEADERS[COL_RUN]
