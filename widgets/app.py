@@ -77,7 +77,6 @@ def run_gui(engine: EngineApi | Fleet, *, font_scale: float = 1.0, fullscreen: b
     ``engine`` is one cluster's engine (`Engine`, `ProcessEngine`) or a `console.fleet.Fleet`:
     then the window gets a cluster switcher and the fleet overview, and shows the first cluster.
     """
-    from widgets.bridge import EngineBridge, FleetBridge
     from widgets.main_window import MainWindow
     from widgets.panel import PanelContext
 
@@ -109,10 +108,28 @@ def run_gui(engine: EngineApi | Fleet, *, font_scale: float = 1.0, fullscreen: b
     from widgets.timeline_install import install_journal  # scrubber, timeline, audit trail
 
     journal_views = install_journal(window, engine)  # the views live as long as the window
-    bridge: Any
     if is_fleet(engine):
         window.set_clusters(engine.names, actions=None if presentation else engine.actions(),
                             simulated=engine.simulated())
+    try:
+        return run_window(app, engine, window, full_screen=fullscreen or presentation)
+    finally:
+        if journal_views is not None:
+            journal_views.close()  # the notes typed last are written
+
+
+def run_window(app: QApplication, engine: Any, window: Any, *, full_screen: bool) -> int:
+    """Bridge ``engine`` (one cluster's engine or a fleet) to ``window``, show its newest frames,
+    start it and run the event loop until the window closes; returns the exit code.
+
+    ``window`` is the console window or the presentation window: both take ``show_frame`` and
+    ``show_engine_status``, and ``show_cluster_frame`` / ``show_cluster_engine_status`` for a
+    fleet's clusters.
+    """
+    from widgets.bridge import EngineBridge, FleetBridge
+
+    bridge: Any
+    if is_fleet(engine):
         bridge = FleetBridge(engine, window)
         bridge.frame_ready.connect(window.show_cluster_frame)
         bridge.status_changed.connect(window.show_cluster_engine_status)
@@ -137,7 +154,7 @@ def run_gui(engine: EngineApi | Fleet, *, font_scale: float = 1.0, fullscreen: b
 
     engine.start()
     try:
-        if fullscreen or presentation:
+        if full_screen:
             window.showFullScreen()
         else:
             window.show()
@@ -146,8 +163,6 @@ def run_gui(engine: EngineApi | Fleet, *, font_scale: float = 1.0, fullscreen: b
     finally:
         bridge.close()
         engine.stop()
-        if journal_views is not None:
-            journal_views.close()  # the notes typed last are written
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 

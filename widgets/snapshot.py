@@ -7,7 +7,9 @@ and panels as the live console, at a given size, with every panel rendered synch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from console.model import Frame
 
@@ -35,25 +37,7 @@ def render_snapshot(frame: Frame, out_path: str | Path, size: tuple[int, int] = 
 
     # As live: a blind console says so in the picture too.
     attach_deadman(window, deadman if isinstance(deadman, DeadmanSettings) else DeadmanSettings())
-    try:
-        # Fixed, not just resized: an explicit size beats the layout's minimum, so the PNG is
-        # exactly the size asked for even when it is smaller than the dashboard would like.
-        window.setFixedSize(*size)
-        window.show()
-        app.sendPostedEvents()  # lay out at the final size before panels size their contents
-        window.show_frame(frame)
-        window.render_all()
-        app.sendPostedEvents()
-        window.render_all()  # panels that plan their geometry from their size plan it again
-        app.sendPostedEvents()
-        pixmap = window.grab()
-        if not pixmap.save(str(out), "PNG"):
-            raise OSError(f"could not write {out}")
-    finally:
-        window.close()
-        window.deleteLater()
-        app.sendPostedEvents()
-    return out
+    return _grab(app, window, frame, size, out, window.render_all)
 
 
 def render_presentation(frame: Frame, out_path: str | Path, scene: str = "headline",
@@ -76,16 +60,24 @@ def render_presentation(frame: Frame, out_path: str | Path, scene: str = "headli
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     window = PresentationWindow(pres, dead)
+    # In its place in the playlist, so the position dots say which scene of the show it is.
+    window.show_scene(scene, animate=False)
+    return _grab(app, window, frame, size, out, window.render_now)
+
+
+def _grab(app: Any, window: Any, frame: Frame, size: tuple[int, int], out: Path,
+          render: Callable[[], None]) -> Path:
+    """Show ``frame`` in ``window`` at exactly ``size``, render it, save the PNG, close."""
     try:
-        # In its place in the playlist, so the position dots say which scene of the show it is.
-        window.show_scene(scene, animate=False)
+        # Fixed, not just resized: an explicit size beats the layout's minimum, so the PNG is
+        # exactly the size asked for even when it is smaller than the window would like.
         window.setFixedSize(*size)
         window.show()
-        app.sendPostedEvents()
+        app.sendPostedEvents()  # lay out at the final size before panels size their contents
         window.show_frame(frame)
-        window.render_now()
+        render()
         app.sendPostedEvents()
-        window.render_now()
+        render()  # panels that plan their geometry from their size plan it again
         app.sendPostedEvents()
         pixmap = window.grab()
         if not pixmap.save(str(out), "PNG"):

@@ -7,6 +7,8 @@ tested against the contract (console/model.py), not against the simulator's choi
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from console.model import (
@@ -235,3 +237,22 @@ def make_test_frame(*, seq: int = 1, now: float = NOW, jobs: JobTable | None = N
         causes=causes() if cause_list is None else cause_list, sources=(status,),
         data_time={"telemetry": now, "scheduler": now, "alerts": now},
         stale_after_s={"telemetry": 15.0, "scheduler": 30.0, "alerts": 45.0}, simulated=True)
+
+
+#: The always-firing alert of a healthy alert pipeline (the dead-man's switch looks for it).
+WATCHDOG = Alert("wd", "Watchdog", Severity.INFO, "firing", 0.0)
+
+
+class Clock:
+    """A clock the test sets by hand (``clock.t = ...``): timers are driven, never waited for."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def seeing(frame: Frame) -> Frame:
+    """``frame`` with the always-firing alert, as a healthy alert pipeline has it."""
+    return dataclasses.replace(frame, alerts=frame.alerts + (WATCHDOG,))

@@ -5,24 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from console.model import Alert, Frame, Severity
+from frames import WATCHDOG, Clock, seeing
 from console.notify import DEFAULT_NOTIFY, NotifySettings, QuietHours
 from widgets.main_window import MainWindow
 from widgets.presentation.hooks import install
-
-WATCHDOG = Alert("wd", "Watchdog", Severity.INFO, "firing", 0.0)
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def seeing(frame: Frame) -> Frame:
-    return dataclasses.replace(frame, alerts=frame.alerts + (WATCHDOG,))
 
 
 def make_window(qtbot, clock: Clock | None = None, local: dt.time = dt.time(12, 0),

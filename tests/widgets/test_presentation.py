@@ -12,25 +12,11 @@ from PySide6.QtGui import QImage
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QApplication, QDialog, QLabel, QWidget
 
-from console.model import Alert, Frame, Severity
+from frames import Clock, seeing
+from console.model import Frame
 from console.presentation_settings import SCENE_NAMES, PresentationSettings, SceneSpec
 from console.testing import frame_from_sim
 from widgets.presentation.window import PresentationWindow
-
-WATCHDOG = Alert("wd", "Watchdog", Severity.INFO, "firing", 0.0)
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def seeing(frame: Frame) -> Frame:
-    """The known frame with the always-firing alert, as a healthy alert pipeline has it."""
-    return dataclasses.replace(frame, alerts=frame.alerts + (WATCHDOG,))
 
 
 def make_window(qtbot, clock: Clock, wall: Clock, settings: PresentationSettings | None = None,
