@@ -72,11 +72,11 @@ def test_bad_arguments_are_reported_plainly(capsys: pytest.CaptureFixture[str]) 
     assert main(["status", "--config", "/nonexistent/x.toml"]) == 2
 
 
-def test_status_runs_in_a_fresh_interpreter_without_qt() -> None:
+def test_status_runs_in_a_fresh_interpreter_without_qt(tmp_path: Path) -> None:
     code = ("import sys, console.cli as c; rc = c.main(['status','--nodes','4','--timeout','20']);"
             "print('QT' if any(k.startswith('PySide6') for k in sys.modules) else 'NOQT'); sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT),
+                         timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),  # its journal too
                                            "XDG_CONFIG_HOME": "/nonexistent"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("NOQT")
