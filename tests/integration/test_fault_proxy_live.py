@@ -262,6 +262,10 @@ def faulted(rig: Rig, request: pytest.FixtureRequest) -> Iterator[Fault]:
     fault: Fault = request.param
     wait_healthy(rig, since=0.0)
     set_all(rig.proxies, fault)
+    # A poll already under way was answered as before: wait until Prometheus' proxy has answered
+    # with the fault, so the polls a test then waits for are the faulted ones.
+    wait_until(f"a telemetry request answered with {fault.value}",
+               lambda: rig.proxies["prometheus"].count(fault) >= 1, timeout_s=30, step_s=0.05)
     try:
         yield fault
     finally:
