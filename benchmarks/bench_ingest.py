@@ -147,11 +147,20 @@ def _cores(n: int) -> dict[str, str]:
     return {str(c): "allocated" for c in range(n)}
 
 
-def slurm_jobs_body(nodes: int, n_jobs: int, gpn: int = 8, seed: int = 2) -> bytes:
+def _slurm_json(answer: dict[str, Any], pretty: bool) -> bytes:
+    """An answer as slurmrestd writes it: pretty-printed, two spaces a level (every release
+    recorded: 22.05, 24.11, 26.05); ``pretty=False`` for compact JSON (a proxy that
+    re-serialises answers; the console then decodes the whole body at the end)."""
+    if pretty:
+        return json.dumps(answer, indent=2).encode()
+    return json.dumps(answer, separators=(",", ":")).encode()
+
+
+def slurm_jobs_body(nodes: int, n_jobs: int, gpn: int = 8, seed: int = 2, pretty: bool = True) -> bytes:
     """``GET /slurm/v0.0.38/jobs``: running jobs packed onto the nodes, the rest pending/finished."""
     rng = random.Random(seed)
     t = 1795935400
-    jobs: list[str] = []
+    jobs: list[dict[str, Any]] = []
     node = 0
     jid = 100000
     while node < nodes and len(jobs) < n_jobs:  # running: whole nodes, 1..16 per job
@@ -173,7 +182,7 @@ def slurm_jobs_body(nodes: int, n_jobs: int, gpn: int = 8, seed: int = 2) -> byt
                                     {"sockets": {"0": {"cores": _cores(32)}, "1": {"cores": _cores(32)}},
                                      "nodename": h, "cpus_used": 0, "memory_used": 0,
                                      "memory_allocated": 819200} for h in hosts]})
-        jobs.append(json.dumps(j, separators=(",", ":")))
+        jobs.append(j)
         jid += 1
     while len(jobs) < n_jobs:
         j = dict(_PENDING_JOB)
@@ -187,14 +196,14 @@ def slurm_jobs_body(nodes: int, n_jobs: int, gpn: int = 8, seed: int = 2) -> byt
                  tres_per_node=f"gres:gpu:{rng.choice((1, 2, 4, 8))}",
                  node_count=rng.choice((1, 1, 2, 4)), time_limit=rng.choice((60, 240, 1440)),
                  array_job_id=jid - jid % 100 if arr else 0, array_task_id=jid % 100 if arr else None)
-        jobs.append(json.dumps(j, separators=(",", ":")))
+        jobs.append(j)
         jid += 1
-    head = ('{"meta":{"plugin":{"type":"openapi/v0.0.38","name":"Slurm OpenAPI v0.0.38"},'
-            '"Slurm":{"version":{"major":22,"micro":8,"minor":5},"release":"22.05.8"}},"errors":[],"jobs":[')
-    return (head + ",".join(jobs) + "]}").encode()
+    meta = {"plugin": {"type": "openapi/v0.0.38", "name": "Slurm OpenAPI v0.0.38"},
+            "Slurm": {"version": {"major": 22, "micro": 8, "minor": 5}, "release": "22.05.8"}}
+    return _slurm_json({"meta": meta, "errors": [], "jobs": jobs}, pretty)
 
 
-def slurm_nodes_body(nodes: int, gpn: int = 8) -> bytes:
+def slurm_nodes_body(nodes: int, gpn: int = 8, pretty: bool = True) -> bytes:
     out = []
     for n in range(nodes):
         out.append({"architecture": "x86_64", "burstbuffer_network_address": "", "boards": 1,
@@ -211,7 +220,7 @@ def slurm_nodes_body(nodes: int, gpn: int = 8) -> bytes:
                     "threads": 1, "temporary_disk": 0, "weight": 1, "tres": "cpu=64,mem=1000000M",
                     "slurmd_version": "22.05.8", "alloc_memory": 819200, "alloc_cpus": 64,
                     "idle_cpus": 0, "tres_used": "cpu=64,mem=800G", "tres_weighted": 64.0})
-    return json.dumps({"meta": {}, "errors": [], "nodes": out}, separators=(",", ":")).encode()
+    return _slurm_json({"meta": {}, "errors": [], "nodes": out}, pretty)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,9 +228,10 @@ def slurm_nodes_body(nodes: int, gpn: int = 8) -> bytes:
 # ---------------------------------------------------------------------------------------------
 
 
-def _serve(port_out: Any, nodes: int, gpn: int, n_jobs: int) -> None:
+def _serve(port_out: Any, nodes: int, gpn: int, n_jobs: int, pretty: bool = True) -> None:
     prom = prom_bodies(nodes, gpn)
-    slurm = {"nodes": slurm_nodes_body(nodes, gpn), "jobs": slurm_jobs_body(nodes, n_jobs, gpn)}
+    slurm = {"nodes": slurm_nodes_body(nodes, gpn, pretty=pretty),
+             "jobs": slurm_jobs_body(nodes, n_jobs, gpn, pretty=pretty)}
     combined_prefix = "{__name__=~"
 
     class Handler(BaseHTTPRequestHandler):
@@ -451,6 +461,8 @@ def bench_prometheus(base: str, repeat: int, sizes: dict[str, int]) -> None:
 
 
 def bench_slurm(base: str, repeat: int, sizes: dict[str, int]) -> None:
+    import requests
+
     from console.sources import slurm_parse
     from console.sources.slurm import SlurmClient, SlurmSchedulerSource
 
@@ -468,7 +480,18 @@ def bench_slurm(base: str, repeat: int, sizes: dict[str, int]) -> None:
         gc.enable()
     del body, jobs
     running = int((table.state == 1).sum())
-    print(f"  /jobs: HTTP {ms(http_s)}, JSON {ms(t_get - http_s)}, table {ms(t_tab)} "
+    probe = slurm_parse.listing_stream("jobs")
+    if probe is None:
+        how = "read whole, then decoded (--whole)"
+    else:
+        stream = probe()
+        stream.feed(requests.get(base + "/slurm/v0.0.38/jobs", timeout=120).content)
+        how = ("decoded while it arrives: transfer and decoding overlap, one figure for both"
+               if stream.finish() is not None else f"read whole, then decoded ({stream.why})")
+    print(f"  /jobs {how}")
+    got = (f"received and decoded {ms(t_get).strip()}" if how.startswith("decoded while")
+           else f"HTTP {ms(http_s).strip()}, JSON {ms(t_get - http_s).strip()}")
+    print(f"  /jobs: {got}, table {ms(t_tab)} "
           f"(GC paused: {ms(t_tab_nogc)}); {running:,} running, {len(table.alloc_job):,} GPU allocations")
     t_poll, _ = median_of(src.fetch, repeat)
     print(f"  one poll (/nodes {sizes['nodes'] / 1e6:.1f} MB + /jobs), whole fetch: {ms(t_poll)}")
@@ -476,6 +499,46 @@ def bench_slurm(base: str, repeat: int, sizes: dict[str, int]) -> None:
     floor("one poll", bodies, slurm_typed(), repeat, transfer_s, src.fetch)
     del bodies
     client.close()
+    peak_memory(base)
+
+
+def _peak_child(base: str, whole: bool, out: Any) -> None:
+    """In a fresh process: peak RSS growth (MiB) over one ``GET /jobs`` read and decoded.
+
+    VmHWM (this process' own peak), not ``ru_maxrss``, which Linux carries over from the
+    parent across ``exec``."""
+
+    def hwm_kib() -> int:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+    from console.sources import slurm_parse
+    from console.sources.slurm import SlurmClient
+
+    if whole:
+        slurm_parse.listing_stream = lambda key: None  # type: ignore[assignment]
+    client = SlurmClient.from_url(base, version="v0.0.38", timeout=(3.05, 120.0))
+    before = hwm_kib()
+    body = client.jobs()
+    after = hwm_kib()
+    out.send(((after - before) / 1024, len(body["jobs"])))
+
+
+def peak_memory(base: str) -> None:
+    """Peak memory of one jobs poll, decoded as it arrives and read whole (fresh processes)."""
+    ctx = mp.get_context("spawn")
+    for whole in (False, True):
+        recv, send = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_peak_child, args=(base, whole, send))
+        p.start()
+        if not recv.poll(300):
+            p.terminate()
+            print("  peak memory: the measuring process did not answer")
+            return
+        mib, n = recv.recv()
+        p.join(60)
+        how = "read whole, then decoded" if whole else "decoded while it arrives"
+        print(f"  peak memory of one /jobs poll ({n:,} jobs), {how}: +{mib:.0f} MiB")
 
 
 def stall(seconds: float) -> tuple[float, float, int, int]:
@@ -535,12 +598,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--stall-s", type=float, default=8.0)
     ap.add_argument("--skip-stall", action="store_true")
+    ap.add_argument("--skip-prometheus", action="store_true")
+    ap.add_argument("--whole", action="store_true",
+                    help="read slurmrestd's answers whole before decoding them (the console "
+                         "before it decoded them while they arrive), for comparison")
+    ap.add_argument("--compact-slurm", action="store_true",
+                    help="serve slurmrestd's answers as compact JSON (slurmrestd itself "
+                         "pretty-prints; compact is what a re-serialising proxy would send)")
     args = ap.parse_args(argv)
 
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     t0 = time.perf_counter()
-    server = ctx.Process(target=_serve, args=(send, args.nodes, args.gpus_per_node, args.jobs),
+    server = ctx.Process(target=_serve, args=(send, args.nodes, args.gpus_per_node, args.jobs,
+                                                 not args.compact_slurm),
                          daemon=True, name="bench-server")
     server.start()
     try:
@@ -555,7 +626,12 @@ def main(argv: list[str] | None = None) -> int:
         sizes["series"] = args.nodes * args.gpus_per_node
         print(f"{args.nodes:,} nodes x {args.gpus_per_node} GPUs, {args.jobs:,} jobs; "
               f"bodies generated in {time.perf_counter() - t0:.1f} s; medians of {args.repeat}")
-        bench_prometheus(base, args.repeat, sizes)
+        if not args.skip_prometheus:
+            bench_prometheus(base, args.repeat, sizes)
+        if args.whole:
+            from console.sources import slurm_parse
+
+            slurm_parse.listing_stream = lambda key: None  # type: ignore[assignment]
         bench_slurm(base, args.repeat, sizes)
         if not args.skip_stall:
             bench_stall(base, base, args.stall_s)

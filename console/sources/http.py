@@ -13,6 +13,9 @@ So:
 * every answer is read as a stream against a size limit (``max_answer_bytes``) and refused as
   soon as it exceeds it (at once when its Content-Length already does), so a broken proxy
   streaming gigabytes costs at most the limit in memory;
+* a caller may decode a large answer while it arrives (``stream``: `stream_json.ListStream`);
+  an answer the stream cannot read is decoded whole, from its kept bytes or, if the stream had
+  already let them go, by asking once more, so the value returned never depends on it;
 * redirects are followed only within the configured origin (scheme, host and port): the auth
   headers are per request, and a custom header such as ``X-SLURM-USER-TOKEN`` would otherwise
   follow a redirect anywhere (`requests` strips only ``Authorization`` across hosts);
@@ -57,6 +60,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from console.sources.base import DEFAULT_MAX_ANSWER_MB, ErrorKind, SourceError
+from console.sources.stream_json import ListStream, StreamFactory
 
 log = logging.getLogger(__name__)
 
@@ -622,13 +626,17 @@ class HttpClient:
                 params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
                 json: Any = None, data: Mapping[str, Any] | None = None,
                 expect_json: bool = True, timeout: tuple[float, float] | None = None,
-                decoder: Callable[[bytes], Any] | None = None) -> Any:
+                decoder: Callable[[bytes], Any] | None = None,
+                stream: StreamFactory | None = None) -> Any:
         """Send one request. Returns decoded JSON, None (empty body allowed when
         ``expect_json`` is False), or `NOT_MODIFIED`; raises `SourceError` otherwise.
 
         ``decoder`` (bytes -> value, ValueError on invalid JSON) replaces `loads_fast` for a
         2xx answer: a typed decoder that skips what the caller never reads is several times
-        faster on large answers. Error answers are always decoded in full, for their words."""
+        faster on large answers. Error answers are always decoded in full, for their words.
+        ``stream`` makes a `ListStream` that decodes a 2xx answer while it arrives; when it
+        gives up (an answer not shaped as it expects) the whole body is decoded as without it,
+        so the value returned is the same either way."""
         url = self.base_url + "/" + path.lstrip("/")
         headers = self.auth.headers()  # may raise CONFIG; never logged
         tmo = timeout or self.timeout
@@ -637,11 +645,14 @@ class HttpClient:
         _CURRENT.deadline = deadline
         self.last_bytes = 0
         resp: requests.Response | None = None
-        content = b""
+        chunks: list[bytes] = []
+        consumer: ListStream | None = None
         t0 = time.perf_counter()
         try:
             resp = self._send(method, url, params, json, data, headers, tmo)
-            content = self._read_body(resp)
+            if stream is not None and 200 <= resp.status_code < 300 and resp.status_code != 204:
+                consumer = stream()
+            chunks = self._read_body(resp, consumer)
         except SourceError as exc:
             err: SourceError | None = exc
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
@@ -661,6 +672,17 @@ class HttpClient:
             log.debug("%s %s: %s", method, path, err.message)
             raise err
         assert resp is not None
+        if consumer is not None:
+            with _GC_PAUSE:
+                streamed = consumer.finish()
+            if streamed is not None:
+                return streamed
+            log.debug("%s %s: decoded whole (%s)", method, path, consumer.why)
+            if not chunks and self.last_bytes:  # the body was let go: ask again, read it whole
+                return self.request(method, path, params=params, json=json, data=data,
+                                    expect_json=expect_json, timeout=timeout, decoder=decoder)
+        content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        del chunks
         return self._decode(resp, content, method, path, expect_json, decoder)
 
     # -----------------------------------------------------------------------------------------
@@ -705,8 +727,9 @@ class HttpClient:
         scheme, _, _ = self._origin
         return f"{self.name} redirected to {shown}; {why} ({scheme}://{self.host})"
 
-    def _read_body(self, resp: requests.Response) -> bytes:
-        """The whole body, read in steps against the size limit (refused as soon as it is over)."""
+    def _read_body(self, resp: requests.Response, consumer: ListStream | None = None) -> list[bytes]:
+        """The whole body in chunks, read against the size limit (refused as soon as it is
+        over); each chunk is also handed to ``consumer`` as it comes, if there is one."""
         limit = self.max_answer_bytes
         announced = resp.headers.get("Content-Length", "")
         bodiless = resp.request.method == "HEAD" or resp.status_code in (204, 304)
@@ -728,8 +751,16 @@ class HttpClient:
                     f"the answer from {self.host} is larger than the {_mb(limit)} limit "
                     "(max_answer_mb of this endpoint): not read further; raise max_answer_mb "
                     "if answers this large are genuine"), status=resp.status_code)
-            chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if consumer is None:
+                chunks.append(chunk)
+                continue
+            if not consumer.committed:  # kept until the stream shows it reads this answer
+                chunks.append(chunk)
+            with _GC_PAUSE:
+                consumer.feed(chunk)
+            if chunks and consumer.committed:
+                chunks.clear()  # each chunk is freed once copied: its memory is reused
+        return chunks
 
     def _timed_out(self, budget: float, *, answering: bool) -> SourceError:
         if answering:  # the status line and headers had come

@@ -37,6 +37,7 @@ from console.model import SchedulerUpdate, Update
 from console.sources import slurm_parse
 from console.sources.base import ErrorKind, SourceError
 from console.sources.http import NOT_MODIFIED, HttpClient, Reply, gc_paused, server_error_text
+from console.sources.stream_json import StreamFactory
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,8 @@ class SlurmClient:
 
     def call(self, method: str, tail: str, *, params: Mapping[str, Any] | None = None,
              json: Any = None, expect_json: bool = True, confirm: bool = True,
-             decoder: Callable[[bytes], Any] | None = None) -> Any:
+             decoder: Callable[[bytes], Any] | None = None,
+             stream: StreamFactory | None = None) -> Any:
         """One request to ``/slurm/<version>/<tail>``.
 
         A 404 for the version makes an auto-detected client detect again and retry once (the
@@ -258,7 +260,8 @@ class SlurmClient:
             path = self._path(tail)
             try:
                 return self.http.request(method, path, params=params, json=json,
-                                         expect_json=expect_json, decoder=decoder)
+                                         expect_json=expect_json, decoder=decoder,
+                                         stream=stream)
             except VersionNotServed as e:
                 if attempt or self.pinned:
                     raise self._version_gone(e) from None
@@ -288,8 +291,10 @@ class SlurmClient:
                            "(see their logs)", status=err.status)
 
     def _get(self, tail: str, params: Mapping[str, Any] | None = None, *,
-             confirm: bool = True, decoder: Callable[[bytes], Any] | None = None) -> Any:
-        body = self.call("GET", tail, params=params, confirm=confirm, decoder=decoder)
+             confirm: bool = True, decoder: Callable[[bytes], Any] | None = None,
+             stream: StreamFactory | None = None) -> Any:
+        body = self.call("GET", tail, params=params, confirm=confirm, decoder=decoder,
+                         stream=stream)
         if body is NOT_MODIFIED:
             return body
         if not isinstance(body, Mapping):
@@ -322,7 +327,8 @@ class SlurmClient:
         """
         params = {"update_time": str(int(update_time))} if update_time else None
         body = self._get(key, params, confirm=params is None,
-                         decoder=slurm_parse.listing_decoder(key))  # only the keys read
+                         decoder=slurm_parse.listing_decoder(key),  # only the keys read
+                         stream=slurm_parse.listing_stream(key))  # decoded as it arrives
         if body is not NOT_MODIFIED:
             self._list(body, key)
         return body

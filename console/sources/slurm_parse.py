@@ -28,6 +28,7 @@ import numpy as np
 from console import hostlist
 from console.model import JobState, JobTable, NodeState, NodeTable
 from console.sources.http import typed_decoder
+from console.sources.stream_json import ListStream, StreamFactory
 
 #: No node or job holds more GPUs than this, and no GPU index is larger: a GRES or TRES string
 #: that says otherwise is corrupt (and would overflow the int16/int32 columns, or expand an
@@ -710,12 +711,33 @@ def listing_decoder(key: str) -> Callable[[bytes], Any] | None:
     """
     if key not in ("nodes", "jobs"):
         return None
+    return typed_decoder(_listing_types(key)[1])
+
+
+@lru_cache(maxsize=4)
+def _listing_types(key: str) -> tuple[Any, Any]:
+    """The msgspec types of a listing's items and of its whole answer (built once per key:
+    the stream and the whole-body decoder must agree on them)."""
     typed_dict: Any = TypedDict  # built at run time, one per key
     item_t = JobRow if key == "jobs" else typed_dict("NodesItem", {k: Any for k in _NODE_KEYS},
                                                      total=False)
     answer_t = typed_dict(f"{key.title()}Answer", {**{k: Any for k in _ANSWER_KEYS},
                                                    key: GenericAlias(list, (item_t,))}, total=False)
-    return typed_decoder(answer_t)
+    return item_t, answer_t
+
+
+def listing_stream(key: str) -> StreamFactory | None:
+    """A factory of streams that decode a ``GET /nodes`` or ``/jobs`` answer while it arrives
+    (`stream_json.ListStream`), into exactly what `listing_decoder` gives for the whole answer
+    (None for another key). slurmrestd pretty-prints its answers; one that it did not (a
+    proxy in between) is decoded whole instead, with the same result."""
+    if key not in ("nodes", "jobs"):
+        return None
+    item_t, _ = _listing_types(key)
+    typed_dict: Any = TypedDict
+    rest_t = typed_dict(f"{key.title()}Rest", {**{k: Any for k in _ANSWER_KEYS},
+                                                key: list[int]}, total=False)
+    return lambda: ListStream(key, item_t, rest_t)
 
 
 def partition_names(parts: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
