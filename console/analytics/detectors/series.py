@@ -35,6 +35,12 @@ change is one anomaly, not dozens; only an escalation (a value far beyond the ra
 at the alarm) breaks the quiet. The same class and the same `SeriesSettings` run live
 (columns = series) and over NAB's files (one column, one row at a time), so the NAB score
 measures what the console actually does.
+
+Cost: the windows' medians, median deviations, extremes and nearest-stretch distances are kept
+up to date one sample at a time (`window_stats`: sorted windows, squared differences computed
+once) instead of recomputed from the whole window at every step, with the very same floats as
+the recomputation: scores do not depend on how they are computed
+(tests/console/test_series_speed_identity.py holds them to the earlier, recomputing detector).
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from console.analytics.detectors.window_stats import SortedWindow, StretchDistances
 
 _MAD_TO_SIGMA = 1.4826
 
@@ -160,12 +168,14 @@ class SeriesDetector:
         self.settings = settings or SeriesSettings()
         s = self.settings
         self.n = int(n_series)
-        self._buf = np.full((s.window, self.n), np.nan, dtype=np.float64)  # oldest first
+        # The samples' window (its raw rows, oldest first, are the history) and the block
+        # means' window, each also kept sorted: see `window_stats`.
+        self._win = SortedWindow(self.n, s.window)
+        self._cwin = SortedWindow(self.n, s.window)
         self._quiet = np.zeros(self.n, dtype=np.int64)  # refractory countdown per series
         self._filled = 0
-        self._fine = _Shape(self.n, s)
-        self._coarse = _Shape(self.n, s)
-        self._cbuf = np.full((s.window, self.n), np.nan, dtype=np.float64)  # block means, oldest first
+        self._fine = _Shape(self.n, s, self._win)
+        self._coarse = _Shape(self.n, s, self._cwin)
         self._cfilled = 0
         self._season = _Seasonal(self.n, s)
         self._block_sum = np.zeros(self.n)
@@ -181,19 +191,37 @@ class SeriesDetector:
         self.last_z = np.zeros(self.n)
         self.last_median = np.full(self.n, np.nan)
         self.last_part = np.zeros(self.n, dtype=np.int64)
+        self.last_nn = np.full(self.n, np.nan)
         self.quiet = np.zeros(self.n, dtype=bool)  # True while a series is in its refractory time
         self._lik = _Likelihood(self.n, s) if s.likelihood > 0 else None
         self._calm_run = np.zeros(self.n, dtype=np.int64)  # calm samples in a row while quiet
+        self._cols = np.arange(self.n)
+
+    @property
+    def _buf(self) -> np.ndarray:
+        """The last ``window`` samples, oldest first (NaN before the first)."""
+        return self._win.raw.view()
+
+    @property
+    def _cbuf(self) -> np.ndarray:
+        """The last ``window`` block means, oldest first (NaN before the first)."""
+        return self._cwin.raw.view()
 
     def step(self, values: np.ndarray) -> np.ndarray:
         """Score one new sample per series against the past; returns float64[n] in [0, 1]."""
-        s = self.settings
         x = np.asarray(values, dtype=np.float64).reshape(self.n)
-        buf = self._buf
-        z = np.zeros(self.n)
+        # NaN (no data) runs through the arithmetic on purpose: one switch for the whole step
+        # instead of one per expression (each costs as much as a small array operation).
+        with np.errstate(all="ignore"):
+            return self._step(x)
+
+    def _step(self, x: np.ndarray) -> np.ndarray:
+        s = self.settings
         self._block_mean = self._add_to_block(x) if s.coarse > 0 else None
-        if self._filled >= s.min_history:
-            z = self._z(x, buf)
+        self._fine.add(x)
+        if self._block_mean is not None:
+            self._coarse.add(self._block_mean)
+        z = self._z(x) if self._filled >= s.min_history else np.zeros(self.n)
         if s.up_only:
             z = np.maximum(z, 0.0)
         else:
@@ -217,8 +245,7 @@ class SeriesDetector:
         self._quiet = np.where(alarm, s.refractory, np.maximum(self._quiet - 1, 0))
         self.quiet = self._quiet > 0
         # The sample joins the history only after it was scored: no look-ahead.
-        buf[:-1] = buf[1:]
-        buf[-1] = x
+        self._win.push(x)
         self._filled = min(self._filled + 1, s.window)
         if s.coarse > 0 and self._block_end:
             self._push_block()
@@ -235,8 +262,7 @@ class SeriesDetector:
         against that range, and starts a new quiet time.
         """
         s = self.settings
-        with np.errstate(all="ignore"):
-            beyond = np.maximum(x - self._alarm_hi, self._alarm_lo - x) / self._alarm_span
+        beyond = np.maximum(x - self._alarm_hi, self._alarm_lo - x) / self._alarm_span
         beyond = _zero_nan(beyond)
         esc = quiet & (beyond > s.escalate)
         if not esc.any():
@@ -272,51 +298,50 @@ class SeriesDetector:
         self._steps += 1
         if not self._block_end:
             return None
-        with np.errstate(all="ignore"):
-            return np.where(self._block_count > 0, self._block_sum / np.maximum(self._block_count, 1), np.nan)
+        return np.where(self._block_count > 0, self._block_sum / np.maximum(self._block_count, 1), np.nan)
 
     def _push_block(self) -> None:
-        cb = self._cbuf
-        cb[:-1] = cb[1:]
-        cb[-1] = self._block_mean
+        assert self._block_mean is not None
+        self._cwin.push(self._block_mean)
         self._cfilled = min(self._cfilled + 1, self.settings.window)
         self._block_sum[:] = 0.0
         self._block_count[:] = 0
 
-    def _z(self, x: np.ndarray, buf: np.ndarray) -> np.ndarray:
+    def _z(self, x: np.ndarray) -> np.ndarray:
         s = self.settings
-        hist = buf[-self._filled:]
-        med, scale = _robust(hist, s)
+        med, scale = _robust(self._win, self._filled, s)
         self.last_median = med
-        with np.errstate(all="ignore"):
-            z_point = (x - med) / scale
+        z_point = (x - med) / scale
         # Range break: beyond the window's extremes by a share of its range.
-        hi = _reduce0(np.max, np.nanmax, hist)
-        lo = _reduce0(np.min, np.nanmin, hist)
+        lo, hi = self._win.extremes()
         span = np.maximum(hi - lo, scale)
         self._lo, self._hi, self._span = lo, hi, span
-        margin = s.range_margin * span
-        with np.errstate(all="ignore"):
+        if self._filled < s.range_min_history:  # a young window breaks no range
+            z_range = np.zeros(self.n)
+        else:
+            margin = s.range_margin * span
             over = np.maximum(x - hi, lo - x) / span  # how far outside, as a share of the range
-        far = (np.abs(_zero_nan(z_point)) >= s.range_min_z) & (self._filled >= s.range_min_history)
-        broke_up = (x > hi + margin) & far
-        broke_down = (x < lo - margin) & far
-        grade = s.range_z * (1.0 + _zero_nan(over))
-        z_range = np.where(broke_up, grade, np.where(broke_down, -grade, 0.0))
+            broke_up = x > hi + margin
+            broke_down = x < lo - margin
+            if s.range_min_z > 0.0:  # (|z| >= 0 holds for every value, NaN counted as 0)
+                far = np.abs(_zero_nan(z_point)) >= s.range_min_z
+                broke_up &= far
+                broke_down &= far
+            grade = s.range_z * (1.0 + _zero_nan(over))
+            z_range = np.where(broke_up, grade, np.where(broke_down, -grade, 0.0))
         # Novelty: nearest earlier stretch of the same length, judged against recent distances.
-        z_nov = self._fine.z(hist, x, scale)
+        z_nov = self._fine.z(self._filled, x, scale)
         self.last_nn = self._fine.last_nn
         # Direction of a shape change follows the value's side of the median.
         z_nov = np.where(x >= med, z_nov, -z_nov)
         z_coarse = np.zeros(self.n)
         if self._block_mean is not None and self._cfilled >= 3 * s.embed + 1:
-            chist = self._cbuf[-self._cfilled:]
-            cmed, cscale = _robust(chist, s)
+            cmed, cscale = _robust(self._cwin, self._cfilled, s)
             bm = self._block_mean
-            z_coarse = self._coarse.z(chist, bm, cscale)
+            z_coarse = self._coarse.z(self._cfilled, bm, cscale)
             z_coarse = np.where(bm >= cmed, z_coarse, -z_coarse)
             if s.seasonal_acf <= 1.0:
-                z_season = self._season.z(chist, bm, cscale)
+                z_season = self._season.z(self._cwin.raw.last(self._cfilled), bm, cscale)
                 z_season = np.where(bm >= cmed, z_season, -z_season)
                 # One slot for both block tests: they judge the same block means.
                 z_coarse = np.where(np.abs(z_season) > np.abs(z_coarse), z_season, z_coarse)
@@ -326,19 +351,35 @@ class SeriesDetector:
         # says which rule fired
         self.last_part = pick
         self.last_parts = (z_point, z_range, z_nov, z_coarse)
-        z = cands[pick, np.arange(self.n)]
+        z = cands[pick, self._cols]
         return np.where(np.isfinite(x), z, 0.0)
 
 
-def _robust(hist: np.ndarray, s: SeriesSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Column median and robust scale (MAD as sigma), floored so flat series do not explode."""
-    med = _median0(hist)
-    dev = np.abs(hist - med)
-    scale = _MAD_TO_SIGMA * _median0(dev)
-    # Integer or mostly-constant series have MAD 0: fall back to the mean deviation.
-    scale = np.where(scale > 0, scale, 1.2533 * _reduce0(np.mean, np.nanmean, dev))
+def _robust(win: SortedWindow, rows: int, s: SeriesSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Median and robust scale (MAD as sigma) of the newest ``rows`` of a window, floored so
+    flat series do not explode."""
+    med = win.median()
+    scale = _MAD_TO_SIGMA * win.mad(med)
+    if not (scale > 0).all():
+        # Integer or mostly-constant series have MAD 0: fall back to the mean deviation (its
+        # sum over the very array numpy summed before, so its rounding is the same).
+        dev = np.abs(win.raw.last(rows) - med)
+        scale = np.where(scale > 0, scale, 1.2533 * _reduce0(np.mean, np.nanmean, dev))
     scale = np.maximum(_zero_nan(scale), np.maximum(s.rel_floor * np.abs(_zero_nan(med)), s.abs_floor))
     return med, scale
+
+
+def _nearest_by_matrix(hist: np.ndarray, x: np.ndarray, scale: np.ndarray, m: int) -> np.ndarray:
+    """Nearest-stretch distance from the full distance matrix: for stretches of 8 or more,
+    where numpy's mean over a stretch sums in a pairwise order `StretchDistances` does not
+    follow."""
+    series = np.vstack([hist[1:], x[None, :]])
+    emb = sliding_window_view(series, m, axis=0)  # [positions, n, m]
+    cur = emb[-1]
+    cand = emb[:-m]
+    with np.errstate(all="ignore"):
+        d = np.sqrt(np.mean((cand - cur[None]) ** 2, axis=2)) / scale
+    return _reduce0(np.min, np.nanmin, d)
 
 
 class _Shape:
@@ -346,39 +387,44 @@ class _Shape:
 
     Kept apart so the same test runs on the samples and on block means; each scale keeps its
     own history of nearest distances, since a distance means something different at each.
+    ``source`` is the window of the values judged (samples or block means).
     """
 
-    def __init__(self, n: int, s: SeriesSettings) -> None:
+    def __init__(self, n: int, s: SeriesSettings, source: SortedWindow) -> None:
         self.s = s
         self.n = n
-        self.past = np.full((s.nn_history, n), np.nan, dtype=np.float64)
-        self.kept = 0  # rows of ``past`` written so far (the rest are NaN)
+        self.source = source
+        # The last ``nn_history`` nearest distances, sorted per series for their median.
+        self.past = SortedWindow(n, s.nn_history)
+        self._dist = StretchDistances(source.size, n, s.embed) if s.embed < 8 else None
         self.last_nn = np.full(n, np.nan)
 
-    def z(self, hist: np.ndarray, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """How unusual the stretch ending in ``x`` (not yet in ``hist``) is; >= 0, 0 = not judged."""
+    def add(self, x: np.ndarray) -> None:
+        """A new value per series, before it joins ``source``: every one, judged or not."""
+        if self._dist is not None:
+            self._dist.add(self.source.raw.view(), x)
+
+    def z(self, rows: int, x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """How unusual the stretch ending in ``x`` (not yet in the newest ``rows`` of
+        ``source``) is; >= 0, 0 = not judged."""
         s = self.s
         m = s.embed
-        if hist.shape[0] < 3 * m:
+        if rows < 3 * m:
             return np.zeros(self.n)
-        series = np.vstack([hist[1:], x[None, :]])
-        emb = sliding_window_view(series, m, axis=0)  # [positions, n, m]
-        cur = emb[-1]
-        cand = emb[:-m]
-        with np.errstate(all="ignore"):
-            d = np.sqrt(np.mean((cand - cur[None]) ** 2, axis=2)) / scale
-        nn = _reduce0(np.min, np.nanmin, d)
+        if self._dist is None:
+            nn = _nearest_by_matrix(self.source.raw.last(rows), x, scale, m)
+        else:
+            # The square root and the division are monotone (so is their rounding): the
+            # least distance is the distance of the least sum, the same float.
+            nn = np.sqrt(self._dist.nearest_sq(rows) / m) / scale
         self.last_nn = nn
-        past = self.past[-self.kept:] if self.kept else self.past
-        known = np.isfinite(past).sum(axis=0)
-        base = _median0(past)
-        spread = _MAD_TO_SIGMA * _median0(np.abs(past - base))
+        past = self.past
+        known = past.finite_count()
+        base = past.median()
+        spread = _MAD_TO_SIGMA * past.mad(base)
         spread = np.maximum(_zero_nan(spread), np.maximum(s.novelty_rel * _zero_nan(base), s.novelty_floor))
-        with np.errstate(all="ignore"):
-            zn = (nn - base) / spread
-        self.past[:-1] = self.past[1:]
-        self.past[-1] = nn
-        self.kept = min(self.kept + 1, s.nn_history)
+        zn = (nn - base) / spread
+        past.push(nn)
         return np.where((known >= 20) & np.isfinite(zn), np.maximum(zn, 0.0), 0.0)
 
 
@@ -424,8 +470,8 @@ class _Seasonal:
     def __init__(self, n: int, s: SeriesSettings) -> None:
         self.s = s
         self.n = n
-        self.past = np.full((s.nn_history, n), np.nan, dtype=np.float64)
-        self.kept = 0
+        # The distances before the current one (``nn_history - 1`` of them), sorted per series.
+        self.past = SortedWindow(n, s.nn_history - 1) if s.nn_history > 1 else None
         self.age = 0  # blocks judged; the period is re-estimated every ``embed`` of them
         self.period: np.ndarray | None = None
         self.acf = np.zeros(n)
@@ -441,35 +487,38 @@ class _Seasonal:
             self.period, self.acf = _period(chist, m, rows // 3)
         self.age += 1
         period, acf = self.period, self.acf
-        series = np.vstack([chist, bm[None, :]])
         cols = np.arange(self.n)
         at = rows - 1 - np.arange(m)[:, None]
-        cur = series[at, cols]
+        # The last m blocks, newest first: ``bm``, then the history's last m - 1 rows. Every
+        # block compared with lies in the history (a period is at most a third of it).
+        cur = np.empty((m, self.n))
+        cur[0] = bm
+        cur[1:] = chist[at[1:], cols]
         # Against one and two periods back, keeping the nearer: the period after an anomaly
         # would otherwise be flagged for differing from the anomaly itself.
         d = np.full(self.n, np.inf)
         for k in (1, 2):
-            back = series[at - k * period[None, :], cols]
-            with np.errstate(all="ignore"):
-                dk = np.sqrt(_reduce0(np.mean, np.nanmean, (cur - back) ** 2)) / scale
+            back = chist[at - k * period[None, :], cols]
+            dk = np.sqrt(_reduce0(np.mean, np.nanmean, (cur - back) ** 2)) / scale
             d = np.fmin(d, dk)
         d = np.where(np.isfinite(d), d, np.nan)
         periodic = acf >= s.seasonal_acf
-        self.kept = min(self.kept + 1, s.nn_history)
-        self.past[:-1] = self.past[1:]
-        if not periodic.any():  # the usual case live: skip the (gappy, so slow) baseline
-            self.past[-1] = np.nan
+        past = self.past
+        if past is None:
             return np.zeros(self.n)
-        past = self.past[-self.kept:-1]  # the distances before this one
-        self.past[-1] = np.where(periodic, d, np.nan)
-        known = np.isfinite(past).sum(axis=0)
-        if past.shape[0] < 20:
+        if not periodic.any():  # the usual case live: skip the baseline
+            past.push(np.full(self.n, np.nan))
             return np.zeros(self.n)
-        base = _median0(past)
-        spread = _MAD_TO_SIGMA * _median0(np.abs(past - base))
+        enough = min(past.pushed, past.size) >= 20
+        if enough:
+            known = past.count  # the distances kept are finite or NaN
+            base = past.median()
+            spread = _MAD_TO_SIGMA * past.mad(base)
+        past.push(np.where(periodic, d, np.nan))
+        if not enough:
+            return np.zeros(self.n)
         spread = np.maximum(_zero_nan(spread), np.maximum(s.novelty_rel * _zero_nan(base), s.novelty_floor))
-        with np.errstate(all="ignore"):
-            zn = (d - base) / spread
+        zn = (d - base) / spread
         return np.where(periodic & (known >= 20) & np.isfinite(zn), np.maximum(zn, 0.0), 0.0)
 
 
