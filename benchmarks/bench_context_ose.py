@@ -2,6 +2,7 @@
 
     python benchmarks/bench_context_ose.py DATA_DIR ANCHOR_DIR [--nab-2016-parse]
     python benchmarks/bench_context_ose.py DATA_DIR --cost [--series 64] [--steps 4000]
+    ... [--backend auto|c|python]
 
 Agreement: every file of ``DATA_DIR`` (NAB layout, ``CATEGORY/FILE.csv``) is streamed through
 `ContextOSE` with what NAB gives the detector (the file's min/max, rest period from its
@@ -19,6 +20,9 @@ its series; the series are the corpus' files of at least ``--steps`` rows (repea
 middle when there are fewer files than series). Prints CPU time per series per step over
 successive blocks of steps, since the detector's memory, and so its cost, grows with age.
 Figures are printed, never asserted.
+
+``--backend`` chooses the core: ``c`` the compiled one (an error if it is not built), ``python``
+the pure-Python port, ``auto`` (the default) what `ContextOSE` is, as the console runs it.
 """
 
 from __future__ import annotations
@@ -29,10 +33,15 @@ import gzip
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from console.analytics.detectors.context_ose import ContextOSE, nab_rest_period
+from console.analytics.detectors import context_ose
+from console.analytics.detectors.context_ose import ContextOSE, PythonContextOSE, nab_rest_period
+
+#: The core the benchmark runs (set from ``--backend``).
+CORE: Any = ContextOSE
 
 
 def pandas_2016_float(text: str) -> float:
@@ -84,9 +93,9 @@ def as_recorded(score: float) -> str:
     return f"{float(f'{score:.12g}'):.6g}"
 
 
-def nab_detector(values: np.ndarray) -> ContextOSE:
-    return ContextOSE(float(values.min()), float(values.max()),
-                      rest_period=nab_rest_period(values.shape[0]))
+def nab_detector(values: np.ndarray) -> Any:
+    return CORE(float(values.min()), float(values.max()),
+                rest_period=nab_rest_period(values.shape[0]))
 
 
 def agreement(data_dir: Path, anchor_dir: Path, legacy: bool) -> None:
@@ -159,7 +168,16 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=64)
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--block", type=int, default=1000)
+    ap.add_argument("--backend", choices=("auto", "c", "python"), default="auto")
     args = ap.parse_args()
+    global CORE
+    if args.backend == "python":
+        CORE = PythonContextOSE
+    elif args.backend == "c":
+        if context_ose.NATIVE_UNAVAILABLE is not None:
+            ap.error(f"the compiled core is not in use: {context_ose.NATIVE_UNAVAILABLE}")
+        CORE = ContextOSE
+    print(f"CAD OSE core: {CORE.__module__}.{CORE.__qualname__}")
     if args.cost:
         cost(args.data_dir, args.series, args.steps, args.block)
     else:

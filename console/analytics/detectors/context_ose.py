@@ -43,10 +43,10 @@ forgotten (NAB's art_noisy: 64,000 contexts after 4,032 rows, and milliseconds p
 then). The memos are capped (`_MEMO_LIMIT` entries, then cleared). ``max_contexts`` bounds the
 memory of contexts too, at the price of departing from the published scores once a series
 reaches it: past the cap the memory is forgotten and rebuilt from the last ``replay`` values
-(`ContextOSE._rebuild` says why a rebuild and not the eviction of single contexts). Below the
-cap the scores are the original's. The bound holds memory, not the cost of a step: a series of
-noise that fills its range meets a new situation every step, and costs hundreds of
-microseconds a step at any cap.
+(`PythonContextOSE._rebuild` says why a rebuild and not the eviction of single contexts).
+Below the cap the scores are the original's. The bound holds memory, not the cost of a step:
+a series of noise that fills its range meets a new situation every step, and costs hundreds
+of microseconds a step at any cap in Python (tens compiled).
 
 NAB gives the detector the file's minimum and maximum (``inputMin``/``inputMax``, a look at the
 whole file that only fixes the quantisation) and ``restPeriod = probationaryPeriod / 5`` with
@@ -56,18 +56,33 @@ handled exactly as the original does (above the maximum they add a fourth bit); 
 value (NaN, or an infinity that cannot be quantised) is unknown: it scores NaN and leaves the
 detector's memory untouched. As in the original, ``rest_period`` below 1 silences the detector
 for good (its look-back then spans the whole history, which starts with a 1.0).
+
+Two cores, one detector. `PythonContextOSE` is this port, the reference. ``_cad_ose.c`` is the
+same algorithm compiled (an optional extension that ``pip install`` builds when a C compiler is
+there): the same scores, float for float, at a few microseconds a step, which the live
+console's budget needs (64 series, at most 50 us per series per step for the whole ensemble).
+`ContextOSE`, the name everything else uses (the ensemble, the NAB runner, the benchmarks), is
+the compiled core when it is importable and the Python one otherwise;
+``AISC_PURE_PYTHON_CAD_OSE=1`` in the environment forces the Python one. `BACKEND` says which
+is in use ("c" or "python") and `NATIVE_UNAVAILABLE` why the compiled one is not (None when it
+is in use).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from bisect import bisect_left
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["ContextOSE", "ContextOSEBank", "nab_rest_period", "py2_tuple_hash"]
+if TYPE_CHECKING:
+    from console.analytics.detectors import _cad_ose
+
+__all__ = ["BACKEND", "ContextOSE", "ContextOSEBank", "PythonContextOSE", "nab_rest_period",
+           "py2_tuple_hash"]
 
 _MASK64 = (1 << 64) - 1
 _NEURON_BASE = 2**31  # neuron facts are 2**31 + context id, above every sensor fact
@@ -159,7 +174,7 @@ class _LeftSide:
 
     def __init__(self, facts: tuple[int, ...], bits: int) -> None:
         self.facts = facts
-        self.bits = bits  # facts as a bit mask over ContextOSE._fact_bit
+        self.bits = bits  # facts as a bit mask over PythonContextOSE._fact_bit
         self.ctx: dict[int, int] = {}  # right side id -> context id
         self.order = _SlotOrder()  # Python 2 iteration order of ``ctx``
         self.zero: list[int] = []  # right side ids whose context is zero-level
@@ -197,7 +212,7 @@ class _LeftSide:
         return lists
 
 
-class ContextOSE:
+class PythonContextOSE:
     """CAD OSE for one series: ``step(value)`` returns its raw anomaly score in [0, 1].
 
     ``min_value``/``max_value`` fix the quantisation (NAB: the file's minimum and maximum).
@@ -640,6 +655,29 @@ class ContextOSE:
             for rc in rcs:
                 out[(lcross, rc)] = None
         return out
+
+
+#: The environment variable that, set to anything but "" or "0", keeps the compiled core out.
+FORCE_PYTHON_ENV = "AISC_PURE_PYTHON_CAD_OSE"
+
+
+def _select_core() -> tuple[type[PythonContextOSE] | type[_cad_ose.ContextOSE], str, str | None]:
+    """The core `ContextOSE` names, its backend's name, and why the compiled one is not used."""
+    if os.environ.get(FORCE_PYTHON_ENV, "") not in ("", "0"):
+        return PythonContextOSE, "python", f"{FORCE_PYTHON_ENV} is set"
+    try:
+        from console.analytics.detectors._cad_ose import ContextOSE as native
+    except ImportError as exc:  # not built (no compiler at install time) or not installed
+        return PythonContextOSE, "python", f"the compiled core is not importable: {exc}"
+    return native, "c", None
+
+
+ContextOSE: type[PythonContextOSE] | type[_cad_ose.ContextOSE]
+#: "c" when `ContextOSE` is the compiled core, "python" when it is `PythonContextOSE`.
+BACKEND: str
+#: Why the compiled core is not in use, in plain words (None when it is).
+NATIVE_UNAVAILABLE: str | None
+ContextOSE, BACKEND, NATIVE_UNAVAILABLE = _select_core()
 
 
 class ContextOSEBank:
