@@ -763,8 +763,11 @@ pot_find(Core *s, const int64_t *lf, int32_t ln, int64_t lh, const int64_t *rf, 
     }
 }
 
+/* Grow the candidate table (shared by both ways of filing candidates) to hold ``n_items`` at
+ * half load, emptied: 1 if it grew (the caller files its candidates again), 0 if it was large
+ * enough, -1 on a memory error. */
 static int
-pot_table_reserve(Core *s, Py_ssize_t n_items)
+cand_table_grow(Core *s, Py_ssize_t n_items)
 {
     if ((n_items + 1) * 2 <= s->pt_cap)
         return 0;
@@ -785,6 +788,16 @@ pot_table_reserve(Core *s, Py_ssize_t n_items)
     s->pt_idx = x;
     memset(s->pt_gen, 0, (size_t)cap * sizeof(uint32_t));
     s->pt_cap = cap;
+    return 1;
+}
+
+static int
+pot_table_reserve(Core *s, Py_ssize_t n_items)
+{
+    int grew = cand_table_grow(s, n_items);
+    if (grew <= 0)
+        return grew;
+    Py_ssize_t cap = s->pt_cap;
     /* re-file the candidates so far */
     s->pt_g++;
     if (s->pt_g == 0) {
@@ -825,25 +838,9 @@ key_find(Core *s, uint64_t a, uint64_t b, uint64_t c, Py_ssize_t add_idx)
 static int
 key_table_reserve(Core *s, Py_ssize_t n_items)
 {
-    if ((n_items + 1) * 2 <= s->pt_cap)
-        return 0;
-    Py_ssize_t cap = s->pt_cap ? s->pt_cap : 256;
-    while ((n_items + 1) * 2 > cap)
-        cap *= 2;
-    uint32_t *g = PyMem_Realloc(s->pt_gen, (size_t)cap * sizeof(uint32_t));
-    if (g == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    s->pt_gen = g;
-    int32_t *x = PyMem_Realloc(s->pt_idx, (size_t)cap * sizeof(int32_t));
-    if (x == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    s->pt_idx = x;
-    memset(s->pt_gen, 0, (size_t)cap * sizeof(uint32_t));
-    s->pt_cap = cap;
+    int grew = cand_table_grow(s, n_items);
+    if (grew <= 0)
+        return grew;
     s->pt_g = 1;
     for (Py_ssize_t k = 0; k < s->n_pot; k++)
         key_find(s, s->pk[3 * k], s->pk[3 * k + 1], s->pk[3 * k + 2], k);
