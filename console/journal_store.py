@@ -20,6 +20,7 @@ import re
 import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,16 +279,11 @@ class JournalStore:
             self.db.execute("PRAGMA user_version=1")
         version = max(found, 1)
         while version < SCHEMA_VERSION:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction() as db:
                 for stmt in MIGRATIONS[version].split(";"):
                     if stmt.strip():
-                        self.db.execute(stmt)
-                self.db.execute(f"PRAGMA user_version={version + 1}")
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+                        db.execute(stmt)
+                db.execute(f"PRAGMA user_version={version + 1}")
             version += 1
         return found
 
@@ -301,9 +297,7 @@ class JournalStore:
               group_rows: Sequence[Mapping[str, Any]] = (), nodes: Sequence[NodeMinute] = (),
               meta: Mapping[str, str] | None = None) -> None:
         """Write a batch in one transaction: all of it is kept, or none of it."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             if events:
                 db.executemany(
                     "INSERT INTO events (time, kind, subject, summary, data) VALUES (?,?,?,?,?)",
@@ -328,6 +322,15 @@ class JournalStore:
                            (float(nm.t), set_id, pack_nodes(nm.arrays, len(nm.names))))
             for k, v in (meta or {}).items():
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (k, v))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception, which is raised
+        as it was (a rollback that fails too, on a broken disk, does not replace it)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
             db.execute("COMMIT")
         except BaseException:
             try:
@@ -354,10 +357,8 @@ class JournalStore:
     def prune(self, *, events_before: float, aggregates_before: float, batch: int = 500) -> int:
         """Delete at most ``batch`` old rows per table; returns how many went. Called again
         and again between writes, so a first start over months of data never blocks."""
-        db = self.db
         gone = 0
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as db:
             for sql, cut in (
                     ("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ? "
                      "ORDER BY time LIMIT ?)", events_before),
@@ -368,13 +369,6 @@ class JournalStore:
                     ("DELETE FROM agg_nodes WHERE t IN (SELECT t FROM agg_nodes WHERE t < ? "
                      "ORDER BY t LIMIT ?)", aggregates_before)):
                 gone += db.execute(sql, (cut, batch)).rowcount
-            db.execute("COMMIT")
-        except BaseException:
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise
         return gone
 
     # ------------------------------------------------------------------ reading

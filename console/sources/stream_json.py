@@ -60,20 +60,17 @@ class ListStream:
     ``answer_type`` the type of the rest of the answer, in which ``key`` must be declared as a
     list of int (the placeholder). `finish` returns the rest of the answer as a dict with
     ``key`` holding every item, or None when the stream gave up (then decode the whole body).
-    ``on_items`` (optional) receives each decoded run of items as it is decoded, so a caller
-    can start its own work on them while the rest arrives. ``min_run``: bytes gathered before
-    a run is decoded (small values exercise the run logic in tests).
+    ``min_run``: bytes gathered before a run is decoded (small values exercise the run logic
+    in tests).
     """
 
     def __init__(self, key: str, item_type: Any, answer_type: Any,
-                 on_items: Callable[[list[Any]], None] | None = None,
                  min_run: int = _MIN_RUN) -> None:
         self.key = key
         self._min_run = int(min_run)
         self._head_mark = b'\n  "' + key.encode() + b'": ['
         self._items = msgspec.json.Decoder(list[item_type])
         self._answer = msgspec.json.Decoder(answer_type)
-        self._on_items = on_items
         self.items: list[Any] = []
         self.failed = False
         self.why = ""  # why it gave up, for debugging and tests
@@ -258,8 +255,6 @@ class ListStream:
             buf[close] = after
         self._lo = close  # the rest starts with the byte after the run
         self.items += run
-        if self._on_items is not None:
-            self._on_items(run)
 
     def _close_list(self) -> None:
         """After the last item only whitespace may come before the list's ``]``."""

@@ -183,15 +183,19 @@ def test_items_without_commas_are_refused_as_the_whole_decode_refuses_them() -> 
     assert got is None and s.failed
 
 
-def test_runs_are_handed_over_as_they_decode_and_commit_the_stream() -> None:
+def test_runs_decode_as_the_bytes_come_and_commit_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     jobs = [{"job_id": i, "name": "x" * 200} for i in range(200)]
     body = json.dumps({"jobs": jobs, "meta": {}}, indent=2).encode()
-    item_t, answer_t = slurm_parse._listing_types("jobs")
-    seen: list[int] = []
-    proto = slurm_parse.listing_stream("jobs")
-    assert proto is not None
-    s = ListStream("jobs", item_t, proto()._answer.type, on_items=lambda run: seen.append(len(run)),
-                   min_run=4096)
+    runs: list[int] = []
+    run = ListStream._run
+
+    def counted(self: ListStream, close: int) -> None:
+        before = len(self.items)
+        run(self, close)
+        runs.append(len(self.items) - before)
+
+    monkeypatch.setattr(ListStream, "_run", counted)
+    s = _stream("jobs", min_run=4096)
     committed_at = None
     for i in range(0, len(body), 1024):
         s.feed(body[i:i + 1024])
@@ -199,5 +203,5 @@ def test_runs_are_handed_over_as_they_decode_and_commit_the_stream() -> None:
             committed_at = i
     got = s.finish()
     assert got is not None and len(got["jobs"]) == 200
-    assert len(seen) > 5 and sum(seen) == 200  # in several runs, every job once
+    assert len(runs) > 5 and sum(runs) == 200  # in several runs, every job once
     assert committed_at is not None and committed_at < len(body) // 2

@@ -582,18 +582,8 @@ mark_zero(Core *s, int32_t lid)
         L = &s->left[lid];
         const int64_t *lf = s->arena + L->foff;
         for (int32_t i = L->nsmall + L->nhuge; i < L->nf; i++) {
-            IVec *z = &s->zn[lf[i] - NEURON_BASE];
-            if (z->n == z->cap) {
-                int32_t nc = z->cap ? 2 * z->cap : 4;
-                int32_t *p = PyMem_Realloc(z->v, (size_t)nc * sizeof(int32_t));
-                if (p == NULL) {
-                    PyErr_NoMemory();
-                    return -1;
-                }
-                z->v = p;
-                z->cap = nc;
-            }
-            z->v[z->n++] = lid;
+            if (ivec_push(&s->zn[lf[i] - NEURON_BASE], lid) < 0)
+                return -1;
         }
     }
     return 0;

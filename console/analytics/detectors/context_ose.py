@@ -372,14 +372,7 @@ class PythonContextOSE:
         lid = self._left_id.get(h)
         if lid is None:
             lid = self._left_id[h] = len(self._left)
-            fact_bit = self._fact_bit
-            bits = 0
-            for f in facts:
-                b = fact_bit.get(f)
-                if b is None:
-                    b = fact_bit[f] = len(fact_bit)
-                bits |= 1 << b
-            self._left.append(_LeftSide(facts, bits))
+            self._left.append(_LeftSide(facts, self._group_bits(facts)))
             self._left_by_top.setdefault(facts[-1], []).append(lid)
         return lid, h
 
@@ -454,6 +447,8 @@ class PythonContextOSE:
         return cross, full
 
     def _group_bits(self, group: tuple[int, ...]) -> int:
+        """Facts (a group's, or a left side's) as a bit mask over `_fact_bit`; a fact seen for
+        the first time gets the next bit."""
         fact_bit = self._fact_bit
         gbits = 0
         for f in group:
