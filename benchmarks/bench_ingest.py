@@ -337,9 +337,10 @@ def floor(label: str, bodies: list[bytes], typed: Any, repeat: int, transfer_s: 
     """Print each decoder's time over ``bodies`` (GC paused, as the console does), the best
     (the floor), and the console's whole ``poll`` against it, with and without the transfer.
 
-    Poll and decoders are run in turn, ``repeat`` rounds, and medians compared: on a shared
-    machine the load changes within seconds, and a ratio of figures taken minutes apart
-    measures the neighbours.
+    Poll and decoders are run in turn, ``repeat`` rounds, and the ratio is taken within each
+    round, then its median and range printed: on a shared machine the load changes within
+    seconds (the floor itself moves by half between runs minutes apart), and a ratio of
+    figures taken far apart measures the neighbours.
     """
     race = decoders(typed)
     times: dict[str, list[float]] = {name: [] for name in race}
@@ -362,11 +363,13 @@ def floor(label: str, bodies: list[bytes], typed: Any, repeat: int, transfer_s: 
     med = {name: statistics.median(ts) for name, ts in times.items()}
     best = min(med, key=med.__getitem__)
     poll_s = statistics.median(polls)
+    ratios = [p / f for p, f in zip(polls, times[best])]
     mb = sum(map(len, bodies)) / 1e6
     print(f"  {label}: console poll {ms(poll_s).strip()}; floor ({len(bodies)} answers, {mb:.1f} MB, "
           "decode only): " + ", ".join(f"{n} {t * 1000:.0f} ms" for n, t in med.items()))
-    print(f"    ratio to the floor ({best}): {poll_s / med[best]:.2f}x; to floor + bare transfer "
-          f"({ms(transfer_s).strip()}): {poll_s / (med[best] + transfer_s):.2f}x")
+    print(f"    ratio to the floor ({best}), per round: median {statistics.median(ratios):.2f}x "
+          f"(range {min(ratios):.2f}-{max(ratios):.2f}x over {len(ratios)} rounds); to floor + "
+          f"bare transfer ({ms(transfer_s).strip()}): {poll_s / (med[best] + transfer_s):.2f}x")
     return poll_s, med[best]
 
 
@@ -430,9 +433,8 @@ def bench_prometheus(base: str, repeat: int, sizes: dict[str, int]) -> None:
     asked = [("/api/v1/query", {"query": src.metrics.query_expr(k, first=i == 0)})
              for i, k in enumerate(src.metrics.metric_keys())] + \
         [("/api/v1/query", {"query": src.metrics.expr("up")})]
-    bodies, transfer_s = fetch_bytes(base, asked)
-    _, full_floor = floor("one poll, all labels", bodies, typed, repeat, transfer_s, src.fetch)
-    del bodies
+    full_bodies, full_transfer_s = fetch_bytes(base, asked)
+    floor("one poll, all labels", full_bodies, typed, repeat, full_transfer_s, src.fetch)
     small = PrometheusTelemetrySource(client, metrics=MetricMap(reduce_labels=True))
     expr_small = small.metrics.query_expr("temp")
     t_q, r = median_of(lambda: client.query(expr_small), repeat)
@@ -446,11 +448,12 @@ def bench_prometheus(base: str, repeat: int, sizes: dict[str, int]) -> None:
              for i, k in enumerate(small.metrics.metric_keys())] + \
         [("/api/v1/query", {"query": small.metrics.expr("up")})]
     bodies, transfer_s = fetch_bytes(base, asked)
-    poll_s, _ = floor("one poll, reduce_labels (the live default)", bodies, typed, repeat,
-                      transfer_s, small.fetch)
-    print(f"    the live default against the floor of all labels (today's answers): "
-          f"{poll_s / full_floor:.2f}x")
+    floor("one poll, reduce_labels (the live default)", bodies, typed, repeat, transfer_s,
+          small.fetch)
     del bodies
+    floor("the live default against the floor of all labels (today's answers)", full_bodies,
+          typed, repeat, full_transfer_s, small.fetch)
+    del full_bodies
     combined = "{__name__=~\"" + "|".join(METRICS) + "\"}"
     t_all, r_all = median_of(lambda: client.query(combined), max(1, repeat - 1))
     http_all = client.http.last_latency_s or 0.0

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, compress
 from operator import itemgetter
 from types import GenericAlias
 from typing import Any, TypedDict
@@ -416,11 +416,24 @@ def job_gpus(d: Mapping[str, Any], per_node: list[list[int]] | None = None,
     return tres_gpus(d.get("tres_req_str"))
 
 
+def _all_of(raw: list[Any], typ: Any) -> bool:
+    """True when every value of ``raw`` is of the msgspec type ``typ`` (``list[int]``,
+    ``list[str | None]``...), checked exactly (a bool is no int, a float no int, None no str).
+
+    Why msgspec: it checks 50,000 values in C without building anything to compare; a set of
+    the values' types, the obvious alternative, hashes one type per value and costs several
+    times more, once per column of every poll."""
+    try:
+        msgspec.convert(raw, typ)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
 def _plain_ints(raw: list[Any]) -> bool:
     """True when every value is a plain int (v0.0.38/39 numbers), so numpy can convert them
-    all at once instead of one `nv` call per row. (The set of types is built in C: a
-    generator over 50,000 values costs more than the conversion it guards.)"""
-    return set(map(type, raw)) <= {int}
+    all at once instead of one `nv` call per row."""
+    return _all_of(raw, list[int])
 
 
 def _int64s(raw: list[Any]) -> np.ndarray | None:
@@ -448,12 +461,12 @@ def _times_col(raw: list[Any]) -> np.ndarray:
 def _int_col(raw: list[Any], default: int, dtype: Any) -> np.ndarray:
     """`nv` over a column of integers; anything that is not an int within ``dtype``'s range
     gives ``default``."""
-    types = set(map(type, raw))
-    if types <= {int, type(None)}:  # plain ints, None where unset (array_task_id): numpy
+    plain = _plain_ints(raw)
+    if plain or _all_of(raw, list[int | None]):  # None where unset (array_task_id): numpy
         try:
             if not raw:
                 return np.zeros(0, dtype)
-            return np.array(raw if types <= {int} else [default if x is None else x for x in raw],
+            return np.array(raw if plain else [default if x is None else x for x in raw],
                             dtype=dtype)
         except OverflowError:  # one value out of range: the slow path gives it the default
             pass
@@ -480,28 +493,33 @@ def _exit_col(raw: list[Any]) -> np.ndarray:
     return np.array([exit_code(x) for x in raw], dtype=np.int32)
 
 
-def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Category codes in order of first appearance (tenant, partition, reason columns).
+class _FirstSeen(dict):
+    """value -> its code, numbered in order of first appearance (a new value takes the next)."""
 
-    One hashing pass in C: each value maps to the row of its first appearance, and ranking
-    those rows (np.unique, which sorts a few distinct integers) gives the codes, in order of
-    first appearance because earlier firsts rank lower.
-    """
-    first: dict[str, int] = {}
-    n = len(values)
-    rows = np.fromiter(map(first.setdefault, values, range(n)), np.int64, n)
-    if not n:
-        return np.zeros(0, np.int32), ()
-    _, codes = np.unique(rows, return_inverse=True)
-    return codes.astype(np.int32), tuple(first)
+    def __missing__(self, key: Any) -> int:
+        code = self[key] = len(self)
+        return code
+
+
+def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Category codes in order of first appearance (tenant, partition, reason columns), and
+    the values they stand for: one C-level pass (a dict lookup per value; Python runs only
+    for each new value)."""
+    seen = _FirstSeen()
+    codes = np.fromiter(map(seen.__getitem__, values), np.int32, len(values))
+    return codes, tuple(seen)
 
 
 def _str_array(values: list[str]) -> np.ndarray:
-    """Strings as a fixed-width numpy column; the width is measured first, because numpy
-    finding it by itself takes several times longer than ``max(map(len, ...))``."""
+    """Strings as a fixed-width numpy column. Built from the distinct values and spread by
+    their codes: user and job names repeat (a few hundred users, array and sweep jobs), and
+    numpy copying each distinct string once plus a take costs less than converting every
+    string; the width is measured on the distinct ones (numpy finding it by itself takes
+    several times longer than ``max(map(len, ...))``)."""
     if not values:
         return np.zeros(0, "U1")
-    return np.array(values, dtype=f"U{max(1, max(map(len, values)))}")
+    codes, distinct = _codes(values)
+    return np.array(distinct, dtype=f"U{max(1, max(map(len, distinct)))}")[codes]
 
 
 def _object_array(values: list[str]) -> np.ndarray:
@@ -516,7 +534,7 @@ def _object_array(values: list[str]) -> np.ndarray:
 def _lookup_col(raw: list[Any], memo: "_Memo", dtype: Any) -> np.ndarray:
     """``memo[x or ""]`` over a column (a pure function of a few distinct strings): by one
     C-level map when every value is a string or None (``memo`` answers None as it answers "")."""
-    if set(map(type, raw)) <= {str, type(None)}:
+    if _all_of(raw, list[str | None]):
         return np.fromiter(map(memo.__getitem__, raw), dtype, len(raw))
     return np.array([memo[x or ""] for x in raw], dtype)
 
@@ -542,10 +560,9 @@ def _state_col(raw: list[Any]) -> np.ndarray:
     """`job_state` over a column, once per distinct value: strings (v0.0.38/39) by one C-level
     map, state arrays (v0.0.40+) as tuples, anything else per value."""
     state_of = _Memo(lambda k: int(job_state(list(k) if isinstance(k, tuple) else k)))
-    types = set(map(type, raw))
-    if types <= {str}:
+    if _all_of(raw, list[str]):
         keys: Iterable[Any] = raw
-    elif types <= {list}:
+    elif _all_of(raw, list[list]):
         keys = map(tuple, raw)
     else:
         keys = map(_state_key, raw)
@@ -599,7 +616,7 @@ def _job_row(d: Any) -> tuple[Any, ...]:
 
 
 def _text_col(raw: list[Any], default: str = "") -> list[str]:
-    if set(map(type, raw)) <= {str}:  # the common case: only strings, "" means ``default``
+    if _all_of(raw, list[str]):  # the common case: only strings, "" means ``default``
         return list(raw) if not default else [x or default for x in raw]
     return [x if type(x) is str and x else (str(x) if x else default) for x in raw]
 
@@ -624,7 +641,7 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
     state = _state_col(c["job_state"])
     names = _text_col(c["name"])
     users = c["user_name"]
-    if not (set(map(type, users)) <= {str} and all(users)):  # else: the uid where no name
+    if not (_all_of(users, list[str]) and all(users)):  # else: the uid where no name
         users = [u if type(u) is str and u else str(u or i or "")
                  for u, i in zip(users, c["user_id"])]
     account, accounts = _codes(_text_col(c["account"]))
@@ -663,7 +680,7 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
     an: list[int] = []
     ag: list[int] = []
     details = c["gres_detail"]
-    for i in [i for i, d in enumerate(details) if d]:  # allocated jobs only
+    for i in compress(range(n), details):  # allocated jobs only
         detail = details[i]
         expr = node_lists[i]
         total = 0

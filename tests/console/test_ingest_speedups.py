@@ -143,6 +143,32 @@ def test_category_codes_follow_first_appearance() -> None:
     assert names == () and codes.shape == (0,)
 
 
+def test_column_type_checks_are_exact() -> None:
+    """The checks that let numpy convert a whole column: a bool, a float or a numeric string
+    is no int, None no string; a number beyond 64 bits passes (numpy's OverflowError sends
+    that column down the per-value rules)."""
+    assert sp._all_of([1, 2**70], list[int]) and sp._all_of([], list[int])
+    for bad in ([1, True], [1, 1.5], [1, "5"], [1, None]):
+        assert not sp._all_of(bad, list[int]), bad
+    assert sp._all_of([1, None], list[int | None])
+    assert sp._all_of(["a", ""], list[str]) and not sp._all_of(["a", None], list[str])
+    assert sp._all_of(["a", None], list[str | None]) and not sp._all_of(["a", 1], list[str | None])
+    # a column with one odd value takes the per-value rules, to the scalar answers
+    t = sp.parse_jobs([_job(job_id=True, node_count=2.0, name=5, user_name=None, user_id=42),
+                       _job(job_id=3)])
+    assert t.job_id.tolist() == [0, 3] and t.nodes.tolist() == [0, 1]
+    assert t.name.tolist() == ["5", "j"] and t.user.tolist() == ["42", "u"]
+
+
+def test_string_columns_built_from_distinct_values_equal_numpy_s_own() -> None:
+    values = ["user7", "", "user10", "user7", "ü-nicode", "user10", "x" * 40]
+    got = sp._str_array(values)
+    want = np.array(values)
+    assert got.dtype == want.dtype and got.tolist() == want.tolist() == values
+    assert sp._str_array([]).shape == (0,)
+    assert sp._str_array(["", ""]).dtype == np.dtype("U1")
+
+
 class _Client:
     """Answers each query from a dict and records what was asked."""
 

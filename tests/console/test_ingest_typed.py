@@ -109,6 +109,52 @@ def test_telemetry_from_typed_answers_equals_the_plain_path(server: ReplayServer
         "n02:9400": "n02", "n01:9400": "n01", "10.0.0.3:9400": "n03", "n10:9400": "n10"}
 
 
+@pytest.mark.parametrize("odd", ["new host", "first host label empty", "no GPU index",
+                                 "duplicates", "no series"])
+def test_later_answers_that_leave_the_known_hosts_path_equal_the_plain_path(
+        server: ReplayServer, odd: str) -> None:
+    """Answers after a poll's first go through a path for series whose hosts are all known;
+    each way out of it (a host the first answer did not name, an empty first host label, a
+    GPU label that is no index, hpc_job duplicates, an empty answer) gives what the plain
+    rules give."""
+    qs = QueryServer(server)
+    mm = MetricMap()
+    # every host has its rack: later answers are decoded for host and GPU labels only
+    qs.set(mm.util, _vector([_series("U", "n01", 0, 50.0, rack="R1"),
+                             _series("U", "n01", 1, 60.0, rack="R1"),
+                             _series("U", "n02", 0, 70.0, rack="R2")]))
+    later = [_series("T", "n02", 0, 40.0), _series("T", "n01", 1, 41.0)]
+    if odd == "new host":
+        later.append(_series("T", "n07", 2, 42.0, modelName="A100", rack="R7"))
+    elif odd == "first host label empty":
+        later.append({"metric": {"Hostname": "", "hostname": "n01", "gpu": "0"},
+                      "value": [1.0, "43"]})
+    elif odd == "no GPU index":
+        later.append({"metric": {"Hostname": "n01", "gpu": "gpu0"}, "value": [1.0, "44"]})
+    elif odd == "duplicates":
+        later.append(_series("T", "n02", 0, 45.0, hpc_job="9"))
+    elif odd == "no series":
+        later = []
+    qs.set(mm.temp, _vector(later))
+    qs.default = (200, json.dumps(_vector([])).encode())
+    client = PrometheusClient.from_url(server.url)
+    (a,), (b,) = (PrometheusTelemetrySource(client).fetch(now=5.0),
+                  PrometheusTelemetrySource(_PlainClient(client)).fetch(now=5.0))  # type: ignore[arg-type]
+    _same(a, b)
+    temp = dict(zip(a.nodes, a.metrics["temp"].tolist()))
+    if odd == "new host":
+        assert a.nodes == ("n01", "n02", "n07") and temp["n07"][2] == 42.0
+        assert a.node_model[2] == "A100" and a.node_rack == ("R1", "R2", "R7")
+    elif odd == "first host label empty":
+        assert temp["n01"][:2] == [43.0, 41.0]
+    elif odd == "duplicates":
+        assert temp["n02"][0] == 45.0
+    elif odd == "no series":
+        assert np.isnan(a.metrics["temp"]).all()
+    else:
+        assert np.isnan(temp["n01"][0]) and temp["n01"][1] == 41.0
+
+
 def test_answers_msgspec_refuses_take_the_plain_path_to_the_same_result(server: ReplayServer) -> None:
     qs = QueryServer(server)
     mm = MetricMap()
