@@ -21,7 +21,7 @@ import numpy as np
 
 from console.hostlist import HostlistError, expand
 from console.peaks import DEFAULT_MODEL, PRECISIONS
-from console.sources.base import DEFAULT_MAX_ANSWER_MB
+from console.sources.base import DEFAULT_MAX_ANSWER_MB, DEFAULT_TIMEOUT_S
 from console.deadman import DeadmanSettings, parse_deadman
 from console.journal_settings import JournalSettings, parse_journal
 from console.notify import NotifySettings, parse_notify
@@ -40,7 +40,8 @@ class ConfigError(ValueError):
 class EndpointSettings:
     url: str
     interval_s: float = 10.0
-    timeout_s: float = 5.0  # per socket operation, and the deadline of one whole request
+    #: per socket operation, and the deadline of one whole request
+    timeout_s: float = DEFAULT_TIMEOUT_S["prometheus"]
     verify: bool | str = True  # True, False (explicit: shown as a standing warning), or a CA bundle path
     client_cert: str | None = None  # PEM path (cert + key, or cert with client_key) or "cert.pem:key.pem"
     auth: str = "none"
@@ -79,6 +80,7 @@ class AlertmanagerSettings(EndpointSettings):
 class SlurmSettings(EndpointSettings):
     api_version: str | None = None  # None = detect
     max_answer_mb: float = DEFAULT_MAX_ANSWER_MB["slurm"]
+    timeout_s: float = DEFAULT_TIMEOUT_S["slurm"]  # slurmrestd answers late at scale
 
 
 @dataclass(frozen=True)
@@ -351,7 +353,7 @@ def _endpoint_common(r: _Reader, endpoint: str, url_required: bool = True) -> di
     out = dict(
         url=r.get("url", str) if url_required else r.get("url", str, ""),
         interval_s=r.get("interval_s", float, 10.0),
-        timeout_s=r.get("timeout_s", float, 5.0),
+        timeout_s=r.get("timeout_s", float, DEFAULT_TIMEOUT_S[endpoint]),
         verify=verify,
         auth=auth,
         user=r.get("user", str, None),

@@ -23,7 +23,7 @@ from console.config import (AlertmanagerSettings, ClusterSettings, ConfigError, 
 from console.engine import Engine, run_sync
 from console.model import AlertsUpdate, TelemetryUpdate
 from console.secrets import MemorySecretStore, SecretResolver
-from console.sources.base import DEFAULT_MAX_ANSWER_MB, ErrorKind, SourceError
+from console.sources.base import DEFAULT_MAX_ANSWER_MB, DEFAULT_TIMEOUT_S, ErrorKind, SourceError
 from console.sources.factory import build_sources, http_options, with_transport_warnings
 from console.sources.http import Auth, HttpClient, transport_warnings
 
@@ -427,6 +427,27 @@ def test_an_answer_at_the_limit_is_read_whole(origins: Callable[..., Origin]) ->
     client = HttpClient(start.url, max_answer_bytes=MB)
     assert len(client.get_json("x")["pad"]) == MB - 12
     assert client.last_bytes == MB - 1
+
+
+def test_timeout_s_has_a_default_per_endpoint_and_can_be_set() -> None:
+    """slurmrestd builds its whole answer before sending it (seconds at 10,000 jobs), so its
+    deadline is longer by default than that of Prometheus and Alertmanager; each is the
+    socket timeout and the whole request's deadline, and a site's own value wins."""
+    s = parse_settings({"clusters": [{"name": "c", "prometheus": {"url": "http://p:9090"},
+                                      "alertmanager": {"url": "http://a:9093"},
+                                      "slurm": {"url": "http://s:6820"}}]})
+    c = s.cluster()
+    assert c.prometheus is not None and c.alertmanager is not None and c.slurm is not None
+    assert (c.prometheus.timeout_s, c.alertmanager.timeout_s, c.slurm.timeout_s) == (5.0, 5.0, 60.0)
+    assert DEFAULT_TIMEOUT_S == {"prometheus": 5.0, "alertmanager": 5.0, "slurm": 60.0}
+    assert SlurmSettings(url="http://s").timeout_s == 60.0
+    assert AlertmanagerSettings(url="http://a").timeout_s == 5.0
+    assert http_options("slurm", c.slurm)["timeout"] == (3.05, 60.0)
+    assert http_options("prometheus", c.prometheus)["timeout"] == (3.05, 5.0)
+    s = parse_settings({"clusters": [{"name": "c", "slurm": {"url": "http://s:6820",
+                                                              "timeout_s": 2}}]})
+    assert s.cluster().slurm is not None and s.cluster().slurm.timeout_s == 2.0
+    assert http_options("slurm", s.cluster().slurm)["timeout"] == (2.0, 2.0)
 
 
 def test_max_answer_mb_has_a_default_per_endpoint_and_can_be_set() -> None:
