@@ -743,18 +743,21 @@ def _listing_types(key: str) -> tuple[Any, Any]:
     return item_t, answer_t
 
 
-def listing_stream(key: str) -> StreamFactory | None:
+def listing_stream(key: str, min_run: int | None = None) -> StreamFactory | None:
     """A factory of streams that decode a ``GET /nodes`` or ``/jobs`` answer while it arrives
     (`stream_json.ListStream`), into exactly what `listing_decoder` gives for the whole answer
     (None for another key). slurmrestd pretty-prints its answers; one that it did not (a
-    proxy in between) is decoded whole instead, with the same result."""
+    proxy in between) is decoded whole instead, with the same result. ``min_run`` (bytes
+    gathered before a run is decoded) is for tests: small answers then take many runs too."""
     if key not in ("nodes", "jobs"):
         return None
     item_t, _ = _listing_types(key)
     typed_dict: Any = TypedDict
     rest_t = typed_dict(f"{key.title()}Rest", {**{k: Any for k in _ANSWER_KEYS},
                                                 key: list[int]}, total=False)
-    return lambda: ListStream(key, item_t, rest_t)
+    if min_run is None:
+        return lambda: ListStream(key, item_t, rest_t)
+    return lambda: ListStream(key, item_t, rest_t, min_run=min_run)
 
 
 def partition_names(parts: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:

@@ -72,6 +72,7 @@ class ListStream:
         self._items = msgspec.json.Decoder(list[item_type])
         self._answer = msgspec.json.Decoder(answer_type)
         self.items: list[Any] = []
+        self.runs = 0  # runs of items decoded (for tests and debugging)
         self.failed = False
         self.why = ""  # why it gave up, for debugging and tests
         self._state = "head"  # head -> items -> tail
@@ -255,6 +256,7 @@ class ListStream:
             buf[close] = after
         self._lo = close  # the rest starts with the byte after the run
         self.items += run
+        self.runs += 1
 
     def _close_list(self) -> None:
         """After the last item only whitespace may come before the list's ``]``."""

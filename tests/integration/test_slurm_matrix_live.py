@@ -21,9 +21,12 @@ import requests
 from console.actions import Actions
 from console.journal import Journal
 from console.model import JobState, NodeState, SchedulerUpdate
+from console.sources import http as http_mod
+from console.sources import slurm_parse
 from console.sources.base import ErrorKind, SourceError
 from console.sources.http import HttpClient
 from console.sources.slurm import SlurmClient, SlurmSchedulerSource
+from console.sources.stream_json import ListStream
 
 from .live import Stack, wait_until
 from .matrix import MATRIX, Release
@@ -140,7 +143,38 @@ def test_node_gpus_match_sinfo(release_stack: Stack) -> None:
 
 
 def test_jobs_and_pending_reasons_match_squeue(release_stack: Stack) -> None:
+    assert_jobs_match_squeue(full_update(release_stack), release_stack)
+
+
+def test_jobs_decoded_in_many_small_runs_match_squeue(release_stack: Stack,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's own answer, received in 997-byte chunks and decoded a few items at a time
+    (the path every large answer takes; the test clusters' answers otherwise fit one run):
+    the same table, checked against squeue."""
+    real = slurm_parse.listing_stream
+    streams: list[ListStream] = []
+
+    def factory(key: str, min_run: int | None = None):  # type: ignore[no-untyped-def]
+        make = real(key, min_run=1)
+        assert make is not None
+
+        def recorded() -> ListStream:
+            streams.append(make())
+            return streams[-1]
+        return recorded
+
+    assert http_mod._CHUNK > 997
+    monkeypatch.setattr(http_mod, "_CHUNK", 997)
+    monkeypatch.setattr(slurm_parse, "listing_stream", factory)
     upd = full_update(release_stack)
+    assert [s.key for s in streams] == ["nodes", "jobs"]
+    assert not any(s.failed for s in streams), [s.why for s in streams]
+    assert len(streams[1].items) == len(release_stack.info["jobs"])
+    assert streams[1].runs >= 5  # decoded a few items at a time, as a large answer is
+    assert_jobs_match_squeue(upd, release_stack)
+
+
+def assert_jobs_match_squeue(upd: SchedulerUpdate, release_stack: Stack) -> None:
     truth = squeue_jobs(release_stack)
     jobs = upd.jobs
     assert jobs is not None
