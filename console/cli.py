@@ -24,6 +24,9 @@ from console.config import (UI_THEMES, ConfigError, Settings, demo_settings, fin
 from console.model import Frame, SourceState
 
 EXIT_OK, EXIT_SOURCE_FAILING, EXIT_USAGE, EXIT_SECRET = 0, 1, 2, 3
+#: How long status and snapshot wait for every source's first answer, unless an endpoint's own
+#: deadline is longer (see `ready_timeout`).
+READY_TIMEOUT_S = 30.0
 
 
 def _common() -> argparse.ArgumentParser:
@@ -59,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     st = sub.add_parser("status", parents=[common], help="print the headline figures and exit")
     st.add_argument("--json", action="store_true", help="machine-readable output (a stable contract)")
-    st.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for every source")
+    st.add_argument("--timeout", type=float, default=None,
+                    help=f"seconds to wait for every source (default {READY_TIMEOUT_S:g}, or the "
+                         "longest endpoint timeout_s plus 5 when that is longer)")
     st.add_argument("--after", type=float, default=0.0, metavar="SECONDS",
                     help="keep polling this long after every source has answered once, then "
                          "print the steady state (the first answer alone can mislead a check)")
@@ -81,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     sn.add_argument("--scene", metavar="NAME", default=None,
                     help="the presentation scene to render (implies --presentation); "
                          "\"list\" prints the scene names")
-    sn.add_argument("--timeout", type=float, default=30.0)
+    sn.add_argument("--timeout", type=float, default=None,
+                    help="seconds to wait for every source (as for status)")
     sn.add_argument("--layout", metavar="NAME", default=None,
                     help='the dock layout: "NOC wall" (default), triage or capacity')
     sn.add_argument("--theme", default=None, choices=UI_THEMES,
@@ -251,7 +257,22 @@ def _settle(engine: Any, frame: Frame, after_s: float) -> Frame:
     return engine.latest_frame() or frame
 
 
+def ready_timeout(settings: Settings, given: float | None) -> float:
+    """Seconds to wait for every source's first answer: ``given`` (``--timeout``), else
+    `READY_TIMEOUT_S`, or an endpoint's deadline plus 5 s when that is longer.
+
+    Why: slurmrestd builds its whole answer before sending it (seconds at 10,000 jobs), so its
+    default deadline is 60 s; giving up on it at 30 s would print "never answered" for a poll
+    that is still within its deadline and will succeed."""
+    if given is not None:
+        return given
+    deadlines = [ep.timeout_s for c in settings.clusters
+                 for ep in (c.prometheus, c.alertmanager, c.slurm) if ep is not None]
+    return max([READY_TIMEOUT_S, *(d + 5.0 for d in deadlines)])
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    args.timeout = ready_timeout(settings, args.timeout)
     if args.after < 0 or not math.isfinite(args.after):
         raise ConfigError("--after must be a number of seconds, 0 or more")
     if _wants_fleet(settings, args):
@@ -317,6 +338,7 @@ def cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"--scene: one of {', '.join(SCENE_NAMES)} (or list), not {args.scene!r}")
     if not args.out:
         raise ConfigError("snapshot needs --out FILE.png")
+    args.timeout = ready_timeout(settings, args.timeout)
     if args.layout is not None:
         from widgets.layouts import layout_named
 

@@ -261,3 +261,22 @@ def test_status_text_with_nothing_known_has_no_number_but_the_anomaly_count() ->
     ]
     assert all(v is None for k, v in status_dict(f).items()
                if k.endswith(("_pf", "_by_health", "_by_state", "_by_severity")))
+
+
+def test_status_waits_as_long_as_the_slowest_endpoint_may_take() -> None:
+    """Without --timeout, status and snapshot wait 30 s, or an endpoint's deadline plus 5 s
+    when that is longer (slurmrestd's default deadline is 60 s: it builds its whole answer
+    first), so a poll still within its deadline is never reported as never answered."""
+    from console.cli import READY_TIMEOUT_S, ready_timeout
+    from console.config import parse_settings
+
+    def settings(**endpoints: dict) -> object:
+        return parse_settings({"clusters": [{"name": "c", **endpoints}]})
+
+    assert READY_TIMEOUT_S == 30.0
+    assert ready_timeout(settings(sim={"nodes": 8}), None) == 30.0  # a simulated cluster
+    assert ready_timeout(settings(prometheus={"url": "http://p:9090"}), None) == 30.0
+    assert ready_timeout(settings(slurm={"url": "http://s:6820"}), None) == 65.0
+    assert ready_timeout(settings(slurm={"url": "http://s:6820", "timeout_s": 10}), None) == 30.0
+    assert ready_timeout(settings(prometheus={"url": "http://p:9090", "timeout_s": 100}), None) == 105.0
+    assert ready_timeout(settings(slurm={"url": "http://s:6820"}), 12.0) == 12.0  # --timeout wins
