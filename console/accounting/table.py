@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from console.accounting.records import JobUsage
+from console.categories import category_codes
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +37,6 @@ class JobObservation:
     delivered_tflops: float
     peak_tflops: float
     idle_share: float
-
-
-def _codes(values: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    table: dict[str, int] = {}
-    out = np.fromiter((table.setdefault(v, len(table)) for v in values), np.int32, len(values))
-    return out, tuple(table)
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,11 +77,11 @@ class UsageTable:
             return np.array([np.nan if getattr(j, attr) is None else float(getattr(j, attr))
                              for j in jobs], np.float64) if n else np.zeros(0, np.float64)
 
-        account, accounts = _codes([j.account for j in jobs])
-        user, users = _codes([j.user for j in jobs])
-        partition, partitions = _codes([j.partition for j in jobs])
-        state, states = _codes([j.state.upper() for j in jobs])
-        qos, qoses = _codes([j.qos or "" for j in jobs])
+        account, accounts = category_codes([j.account for j in jobs])
+        user, users = category_codes([j.user for j in jobs])
+        partition, partitions = category_codes([j.partition for j in jobs])
+        state, states = category_codes([j.state.upper() for j in jobs])
+        qos, qoses = category_codes([j.qos or "" for j in jobs])
         seen = [obs.get(j.job_id) for j in jobs]
 
         def o(attr: str, dtype: type) -> np.ndarray:

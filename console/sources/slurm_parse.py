@@ -26,6 +26,7 @@ import msgspec
 import numpy as np
 
 from console import hostlist
+from console.categories import category_codes
 from console.model import JobState, JobTable, NodeState, NodeTable
 from console.sources.http import typed_decoder
 from console.sources.stream_json import ListStream, StreamFactory
@@ -493,21 +494,10 @@ def _exit_col(raw: list[Any]) -> np.ndarray:
     return np.array([exit_code(x) for x in raw], dtype=np.int32)
 
 
-class _FirstSeen(dict):
-    """value -> its code, numbered in order of first appearance (a new value takes the next)."""
-
-    def __missing__(self, key: Any) -> int:
-        code = self[key] = len(self)
-        return code
-
-
 def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
     """Category codes in order of first appearance (tenant, partition, reason columns), and
-    the values they stand for: one C-level pass (a dict lookup per value; Python runs only
-    for each new value)."""
-    seen = _FirstSeen()
-    codes = np.fromiter(map(seen.__getitem__, values), np.int32, len(values))
-    return codes, tuple(seen)
+    the values they stand for, in one C-level pass (`categories.category_codes`)."""
+    return category_codes(values)
 
 
 def _str_array(values: list[str]) -> np.ndarray:
