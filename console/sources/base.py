@@ -25,9 +25,9 @@ DEFAULT_MAX_ANSWER_MB: dict[str, float] = {"prometheus": 256.0, "alertmanager": 
 
 #: Seconds an endpoint has for each network operation and for one whole request, unless its
 #: settings say otherwise (``timeout_s``). slurmrestd builds its whole answer before the first
-#: byte: Slurm 26.05's took 4.1-4.2 s for 10,000 jobs (v0.0.42 and v0.0.44; 6.5-9.5 s for
-#: v0.0.45), growing with the jobs (benchmarks/bench_slurm_scale.py), so 5 s, ample for
-#: Prometheus and Alertmanager, would fail every poll of a centre with some 12,000 jobs.
+#: byte, in a time that grows with the queue: for 9,500 jobs 3.9-5.9 s on Slurm 26.05 and
+#: 5.8-7.6 s on 24.11 (benchmarks/bench_slurm_scale.py), so 5 s, ample for Prometheus and
+#: Alertmanager, failed such polls.
 DEFAULT_TIMEOUT_S: dict[str, float] = {"prometheus": 5.0, "alertmanager": 5.0, "slurm": 60.0}
 
 

@@ -494,12 +494,6 @@ def _exit_col(raw: list[Any]) -> np.ndarray:
     return np.array([exit_code(x) for x in raw], dtype=np.int32)
 
 
-def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Category codes in order of first appearance (tenant, partition, reason columns), and
-    the values they stand for, in one C-level pass (`categories.category_codes`)."""
-    return category_codes(values)
-
-
 def _str_array(values: list[str]) -> np.ndarray:
     """Strings as a fixed-width numpy column. Built from the distinct values and spread by
     their codes: user and job names repeat (a few hundred users, array and sweep jobs), and
@@ -508,7 +502,7 @@ def _str_array(values: list[str]) -> np.ndarray:
     several times longer than ``max(map(len, ...))``)."""
     if not values:
         return np.zeros(0, "U1")
-    codes, distinct = _codes(values)
+    codes, distinct = category_codes(values)
     return np.array(distinct, dtype=f"U{max(1, max(map(len, distinct)))}")[codes]
 
 
@@ -634,9 +628,9 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
     if not (_all_of(users, list[str]) and all(users)):  # else: the uid where no name
         users = [u if type(u) is str and u else str(u or i or "")
                  for u, i in zip(users, c["user_id"])]
-    account, accounts = _codes(_text_col(c["account"]))
-    partition, partitions = _codes(_text_col(c["partition"]))
-    reason, reasons = _codes(_text_col(c["state_reason"], "None"))
+    account, accounts = category_codes(_text_col(c["account"]))
+    partition, partitions = category_codes(_text_col(c["partition"]))
+    reason, reasons = category_codes(_text_col(c["state_reason"], "None"))
     submit = _times_col(c["submit_time"])
     start = _times_col(c["start_time"])
     end = _times_col(c["end_time"])

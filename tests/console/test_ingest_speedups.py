@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 
+from console.categories import category_codes
 from console.model import JobState
 from console.sources import slurm_parse as sp
 from console.sources.http import gc_paused
@@ -136,10 +137,10 @@ def test_one_long_hostlist_does_not_widen_every_row() -> None:
 
 
 def test_category_codes_follow_first_appearance() -> None:
-    codes, names = sp._codes(["b", "a", "b", "c", "a"])
+    codes, names = category_codes(["b", "a", "b", "c", "a"])
     assert names == ("b", "a", "c") and codes.tolist() == [0, 1, 0, 2, 1]
     assert codes.dtype == np.int32
-    codes, names = sp._codes([])
+    codes, names = category_codes([])
     assert names == () and codes.shape == (0,)
 
 
