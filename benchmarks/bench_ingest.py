@@ -328,7 +328,10 @@ def fetch_bytes(base: str, requests_: list[tuple[str, dict[str, str]]]) -> tuple
     with requests.Session() as s:
         s.get(base + "/sizes", timeout=10)  # connect first: the poll reuses its connection
         t0 = time.perf_counter()
-        bodies = [s.get(base + path, params=params, timeout=120).content for path, params in requests_]
+        # (read in 1 MB pieces: ``.content`` reads 10 kB at a time, which costs more than the
+        # transfer itself and would flatter every ratio to "floor + transfer")
+        bodies = [b"".join(s.get(base + path, params=params, timeout=120, stream=True)
+                           .iter_content(1 << 20)) for path, params in requests_]
         return bodies, time.perf_counter() - t0
 
 
@@ -464,44 +467,69 @@ def bench_prometheus(base: str, repeat: int, sizes: dict[str, int]) -> None:
 
 
 def bench_slurm(base: str, repeat: int, sizes: dict[str, int]) -> None:
+    import os
+
     import requests
 
-    from console.sources import slurm_parse
+    from console.sources import decode_helper, job_stream, slurm_parse
     from console.sources.slurm import SlurmClient, SlurmSchedulerSource
 
     client = SlurmClient.from_url(base, version="v0.0.38", timeout=(3.05, 120.0))
     src = SlurmSchedulerSource(client, use_update_time=False)
-    t_get, body = median_of(lambda: client.jobs(), repeat)
-    http_s = client.http.last_latency_s or 0.0
-    jobs = body["jobs"]
-    print(f"\nslurmrestd v0.0.38, {len(jobs):,} jobs ({sizes['jobs'] / 1e6:.0f} MB)")
+    print(f"\nslurmrestd v0.0.38, {sizes['jobs'] // 1_000_000} MB of /jobs")
+    raw = b"".join(requests.get(base + "/slurm/v0.0.38/jobs", stream=True, timeout=120)
+                   .iter_content(1 << 20))
+    decode = slurm_parse.listing_decoder("jobs")
+    assert decode is not None
+    jobs = decode(raw)["jobs"]
+    del raw
     gc_was = gc.isenabled()
-    t_tab, table = median_of(lambda: slurm_parse.parse_jobs(jobs), repeat)
     gc.disable()
-    t_tab_nogc, _ = median_of(lambda: slurm_parse.parse_jobs(jobs), repeat)
+    t_tab, table = median_of(lambda: slurm_parse.parse_jobs(jobs), repeat)
     if gc_was:
         gc.enable()
-    del body, jobs
+    del jobs
     running = int((table.state == 1).sum())
-    probe = slurm_parse.listing_stream("jobs")
-    if probe is None:
-        how = "read whole, then decoded (--whole)"
-    else:
-        stream = probe()
-        stream.feed(requests.get(base + "/slurm/v0.0.38/jobs", timeout=120).content)
-        how = ("decoded while it arrives: transfer and decoding overlap, one figure for both"
-               if stream.finish() is not None else f"read whole, then decoded ({stream.why})")
-    print(f"  /jobs {how}")
-    got = (f"received and decoded {ms(t_get).strip()}" if how.startswith("decoded while")
-           else f"HTTP {ms(http_s).strip()}, JSON {ms(t_get - http_s).strip()}")
-    print(f"  /jobs: {got}, table {ms(t_tab)} "
-          f"(GC paused: {ms(t_tab_nogc)}); {running:,} running, {len(table.alloc_job):,} GPU allocations")
+    print(f"  {len(table):,} jobs, {running:,} running, {len(table.alloc_job):,} GPU allocations; "
+          f"the table of all of them built at once from decoded jobs: {ms(t_tab).strip()} (GC paused)")
+    if slurm_parse.listing_stream("jobs") is None:
+        print("  /jobs read whole, then decoded (--whole)")
+    helper = "on" if decode_helper.available() else "off (one core, or no memfd)"
+    made: list[Any] = []
+    real = job_stream.JobTableStream.__init__
+
+    def spy(self: Any, *a: Any, **k: Any) -> None:
+        real(self, *a, **k)
+        made.append(self)
+
+    job_stream.JobTableStream.__init__ = spy  # type: ignore[method-assign]
+    try:
+        src.fetch()  # the helper process starts with the first large answer
+        time.sleep(2)
+        t_get, _ = median_of(lambda: client.jobs(), repeat)
+    finally:
+        job_stream.JobTableStream.__init__ = real  # type: ignore[method-assign]
+    shared = (f"; the helper process took {made[-1].sent} of {made[-1].runs} runs"
+              if made and not made[-1].failed else "")
+    print(f"  /jobs received, decoded and tabulated while it arrives (helper process {helper}): "
+          f"{ms(t_get).strip()}{shared}")
     t_poll, _ = median_of(src.fetch, repeat)
-    print(f"  one poll (/nodes {sizes['nodes'] / 1e6:.1f} MB + /jobs), whole fetch: {ms(t_poll)}")
+    print(f"  one poll (/nodes {sizes['nodes'] / 1e6:.1f} MB + /jobs): {ms(t_poll)}")
     bodies, transfer_s = fetch_bytes(base, [("/slurm/v0.0.38/nodes", {}), ("/slurm/v0.0.38/jobs", {})])
     floor("one poll", bodies, slurm_typed(), repeat, transfer_s, src.fetch)
+    was = os.environ.get("AISC_CONSOLE_DECODE_HELPER")
+    os.environ["AISC_CONSOLE_DECODE_HELPER"] = "0"
+    try:
+        floor("one poll on one core (AISC_CONSOLE_DECODE_HELPER=0)", bodies, slurm_typed(), repeat,
+              transfer_s, src.fetch)
+    finally:
+        if was is None:
+            del os.environ["AISC_CONSOLE_DECODE_HELPER"]
+        else:
+            os.environ["AISC_CONSOLE_DECODE_HELPER"] = was
     del bodies
     client.close()
+    decode_helper.shutdown()
     peak_memory(base)
 
 
@@ -520,11 +548,22 @@ def _peak_child(base: str, whole: bool, out: Any) -> None:
 
     if whole:
         slurm_parse.listing_stream = lambda key: None  # type: ignore[assignment]
+    from console.sources import decode_helper
+
     client = SlurmClient.from_url(base, version="v0.0.38", timeout=(3.05, 120.0))
+    helper = decode_helper.acquire()  # started and ready first: its start-up is no poll's cost
+    if helper is not None:
+        helper.wait_ready(60)
+        decode_helper.release(helper)
     before = hwm_kib()
     body = client.jobs()
     after = hwm_kib()
-    out.send(((after - before) / 1024, len(body["jobs"])))
+    helper_mib = 0.0
+    if helper is not None and helper.alive:
+        with open(f"/proc/{helper.pid}/status") as f:
+            helper_mib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    decode_helper.shutdown()
+    out.send(((after - before) / 1024, len(body["jobs"]), helper_mib))
 
 
 def peak_memory(base: str) -> None:
@@ -538,10 +577,11 @@ def peak_memory(base: str) -> None:
             p.terminate()
             print("  peak memory: the measuring process did not answer")
             return
-        mib, n = recv.recv()
+        mib, n, helper_mib = recv.recv()
         p.join(60)
         how = "read whole, then decoded" if whole else "decoded while it arrives"
-        print(f"  peak memory of one /jobs poll ({n:,} jobs), {how}: +{mib:.0f} MiB")
+        extra = f"; the helper process's own peak {helper_mib:.0f} MiB" if helper_mib else ""
+        print(f"  peak memory of one /jobs poll ({n:,} jobs), {how}: +{mib:.0f} MiB{extra}")
 
 
 def stall(seconds: float) -> tuple[float, float, int, int]:

@@ -669,6 +669,8 @@ class HttpClient:
             _CURRENT.deadline = None
             self.last_latency_s = time.perf_counter() - t0
         if err is not None:
+            if consumer is not None:
+                consumer.close()
             log.debug("%s %s: %s", method, path, err.message)
             raise err
         assert resp is not None

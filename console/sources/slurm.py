@@ -33,7 +33,7 @@ import time as _time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from console.model import SchedulerUpdate, Update
+from console.model import JobTable, SchedulerUpdate, Update
 from console.sources import slurm_parse
 from console.sources.base import ErrorKind, SourceError
 from console.sources.http import NOT_MODIFIED, HttpClient, Reply, gc_paused, server_error_text
@@ -307,8 +307,10 @@ class SlurmClient:
             self.slurm_release = str(rel)
         return body
 
-    def _list(self, body: Any, key: str) -> list[dict[str, Any]]:
+    def _list(self, body: Any, key: str) -> Any:
         items = body.get(key)
+        if key == "jobs" and isinstance(items, JobTable):  # tabulated while it arrived
+            return items
         # (jobs come as `slurm_parse.JobRow` structs from the typed decoder, else as dicts;
         # the set of types is built in C: 50,000 isinstance calls against an ABC are not free)
         if not isinstance(items, list) or not (
@@ -522,7 +524,8 @@ class SlurmSchedulerSource:
         jobs = None
         if jbody is not NOT_MODIFIED:
             try:
-                jobs = slurm_parse.parse_jobs(jbody["jobs"])
+                listed = jbody["jobs"]
+                jobs = listed if isinstance(listed, JobTable) else slurm_parse.parse_jobs(listed)
             except (AttributeError, TypeError, ValueError, KeyError) as e:
                 raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected job shape from "
                                   f"{self.client.http.host} ({type(e).__name__})") from None

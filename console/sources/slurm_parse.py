@@ -691,6 +691,15 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
         alloc_gpu=np.array(ag, np.int16), alloc_node_names=tuple(alloc_nodes))
 
 
+def table_of_run(jobs: Sequence[Any]) -> JobTable:
+    """`parse_jobs` of one run of a streamed answer; a job it cannot read is a ValueError, so
+    the stream gives up and the whole answer is decoded and judged as without streaming."""
+    try:
+        return parse_jobs(jobs)
+    except (AttributeError, TypeError, KeyError) as exc:
+        raise ValueError(f"a job of unexpected shape ({type(exc).__name__})") from None
+
+
 #: The keys of a node `parse_nodes` reads.
 _NODE_KEYS = ("name", "hostname", "state", "state_flags", "reason", "gres", "gres_used",
               "partitions")
@@ -727,21 +736,31 @@ def _listing_types(key: str) -> tuple[Any, Any]:
     return item_t, answer_t
 
 
-def listing_stream(key: str, min_run: int | None = None) -> StreamFactory | None:
+def listing_stream(key: str, min_run: int | None = None, tables: bool = True,
+                   ) -> StreamFactory | None:
     """A factory of streams that decode a ``GET /nodes`` or ``/jobs`` answer while it arrives
     (`stream_json.ListStream`), into exactly what `listing_decoder` gives for the whole answer
     (None for another key). slurmrestd pretty-prints its answers; one that it did not (a
     proxy in between) is decoded whole instead, with the same result. ``min_run`` (bytes
-    gathered before a run is decoded) is for tests: small answers then take many runs too."""
+    gathered before a run is decoded) is for tests: small answers then take many runs too.
+
+    Jobs come as one `JobTable` (``answer["jobs"]``), built run by run while the answer
+    arrives, partly in a helper process (`job_stream`); ``tables`` False gives the `JobRow`
+    items instead (tests of the item stream)."""
     if key not in ("nodes", "jobs"):
         return None
     item_t, _ = _listing_types(key)
     typed_dict: Any = TypedDict
     rest_t = typed_dict(f"{key.title()}Rest", {**{k: Any for k in _ANSWER_KEYS},
                                                 key: list[int]}, total=False)
+    kind: Any = ListStream
+    if key == "jobs" and tables:
+        from console.sources.job_stream import JobTableStream
+
+        kind = JobTableStream
     if min_run is None:
-        return lambda: ListStream(key, item_t, rest_t)
-    return lambda: ListStream(key, item_t, rest_t, min_run=min_run)
+        return lambda: kind(key, item_t, rest_t)
+    return lambda: kind(key, item_t, rest_t, min_run=min_run)
 
 
 def partition_names(parts: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:

@@ -93,7 +93,7 @@ class ListStream:
         """True once a run of items decoded: the answer has the expected shape, so the caller
         may stop keeping its bytes (a later failure is then a broken answer, to be asked for
         again whole)."""
-        return bool(self.items) and not self.failed
+        return self.runs > 0 and not self.failed
 
     # ------------------------------------------------------------------------------------
 
@@ -134,8 +134,30 @@ class ListStream:
         if not isinstance(rest, dict) or rest.get(self.key) != [0]:
             self._give_up(f"the {self.key} list found is not the answer's own")
             return None
-        rest[self.key] = self.items
+        try:
+            rest[self.key] = self._result()
+        except (msgspec.MsgspecError, ValueError) as exc:
+            self._give_up(f"the items did not come together ({type(exc).__name__}: {exc})")
+            return None
         return rest
+
+    # ---- what is done with the items (a subclass may build something else from them) -------
+
+    def _take(self, run: memoryview) -> None:
+        """Decode one run of whole items (a JSON array) and keep its items."""
+        self.items += self._items.decode(run)
+
+    def _result(self) -> Any:
+        """What the answer's list becomes in the value `finish` returns: the items, in order."""
+        return self.items
+
+    def _drop(self) -> None:
+        """Forget what the runs gave (the stream gave up)."""
+        self.items = []
+
+    def close(self) -> None:
+        """The answer was abandoned before `finish` (refused, cut off): let go of what the
+        stream holds beyond its memory (nothing here; a subclass may hold a helper)."""
 
     # ------------------------------------------------------------------------------------
 
@@ -165,7 +187,7 @@ class ListStream:
         self.why = why
         self._buf = bytearray()
         self._lo = self._hi = 0
-        self.items = []
+        self._drop()
 
     def _find_head(self) -> None:
         buf, lo, hi = self._buf, self._lo, self._hi
@@ -251,11 +273,10 @@ class ListStream:
         buf[close] = 0x5D  # "]"
         try:
             with memoryview(buf) as whole, whole[lo:close + 1] as part:  # released at once
-                run = self._items.decode(part)
+                self._take(part)
         finally:
             buf[close] = after
         self._lo = close  # the rest starts with the byte after the run
-        self.items += run
         self.runs += 1
 
     def _close_list(self) -> None:

@@ -7,6 +7,7 @@ import json
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+import numpy as np
 import pytest
 from test_sources_http import ReplayServer, server  # noqa: F401  (the fixture)
 
@@ -16,6 +17,8 @@ from console.sources.http import HttpClient
 from console.sources.stream_json import ListStream
 
 JOBS_PATH = "/slurm/v0.0.38/jobs"
+#: Jobs in the large answers: several runs of the jobs stream (`job_stream.TABLE_RUN`) long.
+N = 16000
 
 
 def _answer(n: int) -> dict[str, Any]:
@@ -47,29 +50,50 @@ def _get(url: str, spy: Spy) -> Any:
 
 
 def _whole(body: bytes) -> Any:
+    """The answer decoded whole, its jobs as the table the stream builds while they arrive."""
     decoder = slurm_parse.listing_decoder("jobs")
     assert decoder is not None
-    return decoder(body)
+    out = decoder(body)
+    out["jobs"] = slurm_parse.parse_jobs(out["jobs"])
+    return out
+
+
+def _same(got: Any, want: Any) -> None:
+    """Equal answers: the same keys and values, and jobs tables equal column by column."""
+    if isinstance(got.get("jobs"), list):  # decoded whole: rows, tabulated by the caller
+        got = {**got, "jobs": slurm_parse.parse_jobs(got["jobs"])}
+    assert got.keys() == want.keys()
+    for k in got:
+        if k != "jobs":
+            assert got[k] == want[k], k
+    a, b = got["jobs"], want["jobs"]
+    for name, x in vars(a).items():
+        y = getattr(b, name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype, name
+            np.testing.assert_array_equal(x, y, err_msg=name)
+        else:
+            assert x == y, name
 
 
 def test_a_large_pretty_answer_is_decoded_while_it_arrives(server: ReplayServer) -> None:  # noqa: F811
-    body = json.dumps(_answer(6000), indent=2).encode()
-    assert len(body) > 1_500_000  # several runs
+    body = json.dumps(_answer(N), indent=2).encode()
+    assert len(body) > 4_000_000  # several runs
     server.add("GET", JOBS_PATH, 200, body)
     spy = Spy()
     got = _get(server.url, spy)
-    assert got == _whole(body)
-    assert len(got["jobs"]) == 6000
+    _same(got, _whole(body))
+    assert len(got["jobs"]) == N
     (stream,) = spy.made
     assert stream.committed and not stream.failed
     assert len(server.requests) == 1
 
 
 def test_a_compact_answer_is_decoded_whole_from_the_same_request(server: ReplayServer) -> None:  # noqa: F811
-    body = json.dumps(_answer(6000), separators=(",", ":")).encode()
+    body = json.dumps(_answer(N), separators=(",", ":")).encode()
     server.add("GET", JOBS_PATH, 200, body)
     spy = Spy()
-    assert _get(server.url, spy) == _whole(body)
+    _same(_get(server.url, spy), _whole(body))
     assert spy.made[0].failed and not spy.made[0].committed
     assert len(server.requests) == 1  # its bytes were kept: no second request
 
@@ -90,21 +114,21 @@ def _two_answers(server: ReplayServer, first: bytes, second: bytes) -> None:  # 
 
 def test_an_answer_broken_after_the_stream_let_its_start_go_is_asked_for_again(
         server: ReplayServer) -> None:  # noqa: F811
-    good = json.dumps(_answer(6000), indent=2).encode()
+    good = json.dumps(_answer(N), indent=2).encode()
     broken = bytearray(good)
     at = broken.index(b"},\n    {", len(broken) * 3 // 4) + 1
     broken[at] = ord("@")  # a separator well after the first runs: invalid JSON
     _two_answers(server, bytes(broken), good)
     spy = Spy()
     got = _get(server.url, spy)
-    assert got == _whole(good)  # the second answer, read whole
+    _same(got, _whole(good))  # the second answer, read whole
     assert spy.made[0].failed  # the first stream gave up after it had committed
     assert len(server.requests) == 2
 
 
 def test_a_broken_answer_asked_for_again_and_still_broken_is_bad_payload(
         server: ReplayServer) -> None:  # noqa: F811
-    good = json.dumps(_answer(6000), indent=2).encode()
+    good = json.dumps(_answer(N), indent=2).encode()
     broken = bytearray(good)
     broken[broken.index(b"},\n    {", len(broken) // 2) + 1] = ord("@")  # a separator, not text
     server.add("GET", JOBS_PATH, 200, bytes(broken))
@@ -116,7 +140,7 @@ def test_a_broken_answer_asked_for_again_and_still_broken_is_bad_payload(
 
 
 def test_a_large_answer_cut_mid_body_is_truncated_not_partial(server: ReplayServer) -> None:  # noqa: F811
-    body = json.dumps(_answer(6000), indent=2).encode()
+    body = json.dumps(_answer(N), indent=2).encode()
 
     def cut(h: BaseHTTPRequestHandler) -> None:
         h.send_response(200)

@@ -149,7 +149,8 @@ def test_jobs_and_pending_reasons_match_squeue(release_stack: Stack) -> None:
 def test_jobs_decoded_in_many_small_runs_match_squeue(release_stack: Stack,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The server's own answer, received in 997-byte chunks and decoded a few items at a time
-    (the path every large answer takes; the test clusters' answers otherwise fit one run):
+    (the path every large answer takes; the test clusters' answers otherwise fit one run),
+    each run tabulated on its own (here or in the helper process) and the tables joined:
     the same table, checked against squeue."""
     real = slurm_parse.listing_stream
     streams: list[ListStream] = []
@@ -169,8 +170,8 @@ def test_jobs_decoded_in_many_small_runs_match_squeue(release_stack: Stack,
     upd = full_update(release_stack)
     assert [s.key for s in streams] == ["nodes", "jobs"]
     assert not any(s.failed for s in streams), [s.why for s in streams]
-    assert len(streams[1].items) == len(release_stack.info["jobs"])
-    assert streams[1].runs >= 5  # decoded a few items at a time, as a large answer is
+    assert upd.jobs is not None and len(upd.jobs) == len(release_stack.info["jobs"])
+    assert streams[1].runs >= 5  # tabulated a few items at a time, as a large answer is
     assert_jobs_match_squeue(upd, release_stack)
 
 

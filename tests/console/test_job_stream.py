@@ -1,0 +1,326 @@
+"""slurmrestd's jobs tabulated run by run while they arrive, partly in a helper process, give
+exactly the table `parse_jobs` builds from the whole answer; and whatever the helper does
+(busy, not started, dead, refusing a run) the stream never answers wrongly."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from http.server import BaseHTTPRequestHandler
+
+from test_sources_http import ReplayServer, server  # noqa: F401  (the fixture)
+from test_stream_json import _recorded
+
+from console.model import JobTable
+from console.sources import decode_helper, slurm_parse
+from console.sources.base import ErrorKind, SourceError
+from console.sources.http import HttpClient
+from console.sources.job_stream import JobTableStream, concat_job_tables
+
+@pytest.fixture(autouse=True)
+def _fresh_helper(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Each test starts without a helper (and with one allowed) and leaves none running."""
+    monkeypatch.setenv("AISC_CONSOLE_DECODE_HELPER", "1")
+    monkeypatch.setattr(decode_helper, "_cores", lambda: 2)
+    decode_helper.shutdown()
+    yield
+    decode_helper.shutdown()
+
+
+def _same(a: JobTable, b: JobTable) -> None:
+    for name, x in vars(a).items():
+        y = getattr(b, name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype, name
+            np.testing.assert_array_equal(x, y, err_msg=name)
+        else:
+            assert x == y, name
+
+
+def _whole(body: bytes) -> dict[str, Any]:
+    decoder = slurm_parse.listing_decoder("jobs")
+    assert decoder is not None
+    return decoder(body)
+
+
+def _stream(min_run: int, helper: bool) -> JobTableStream:
+    item_t, _ = slurm_parse._listing_types("jobs")
+    proto = slurm_parse.listing_stream("jobs", tables=False)
+    assert proto is not None
+    return JobTableStream("jobs", item_t, proto()._answer.type, min_run=min_run, helper=helper)
+
+
+def _feed(s: JobTableStream, body: bytes, chunk: int) -> Any:
+    for i in range(0, len(body), chunk):
+        s.feed(body[i:i + chunk])
+    return s.finish()
+
+
+def _feed_paced(s: JobTableStream, h: decode_helper.TableHelper, body: bytes, chunk: int) -> Any:
+    """Feed ``body``, waiting after each chunk until the helper has answered every run it
+    holds: then it always has a free slot, and every run it may take goes to it."""
+    for i in range(0, len(body), chunk):
+        s.feed(body[i:i + chunk])
+        deadline = time.monotonic() + 30
+        while h._slot_of and not h.broken and time.monotonic() < deadline:
+            h._drain()
+    return s.finish()
+
+
+def _job(i: int, rng: random.Random) -> dict[str, Any]:
+    """A v0.0.38-shaped job: some running with GPUs on a few nodes, the rest pending."""
+    running = rng.random() < 0.4
+    node = rng.randrange(40)
+    job: dict[str, Any] = {
+        "account": rng.choice(["hku", "cuhk", "hkust", "polyu", ""]), "job_id": 1000 + i,
+        "array_job_id": 0, "array_task_id": None, "name": f"train-{rng.randrange(30)}" * rng.randint(1, 3),
+        "job_state": "RUNNING" if running else "PENDING", "user_name": f"u{rng.randrange(9)}",
+        "user_id": 1000 + rng.randrange(9), "partition": rng.choice(["gpu", "debug"]),
+        "state_reason": "None" if running else rng.choice(["Priority", "Resources", "QOSMaxGRESPerUser"]),
+        "submit_time": 1_790_000_000 + i, "start_time": 1_790_000_100 + i if running else 0,
+        "end_time": 0, "time_limit": rng.choice([60, 240, 1440]), "exit_code": 0,
+        "nodes": f"gpu{node:04d}" if running else "", "node_count": 1,
+        "gres_detail": [f"gpu:h800:{(n := rng.randint(1, 8))}(IDX:0-{n - 1})"] if running else [],
+        "tres_per_node": f"gres:gpu:{rng.choice([1, 2, 4, 8])}",
+        "job_resources": {"allocated_nodes": [{"nodename": f"gpu{node:04d}", "cpus": 64}]} if running else {},
+    }
+    return job
+
+
+def _answer(n: int, seed: int = 7, warnings: int = 0) -> bytes:
+    rng = random.Random(seed)
+    body = {"meta": {"plugin": {"type": "openapi/v0.0.38"}}, "errors": [],
+            "jobs": [_job(i, rng) for i in range(n)],
+            "warnings": [{"description": f"note {k}", "source": "x"} for k in range(warnings)]}
+    return json.dumps(body, indent=2).encode()
+
+
+# ---- joining tables ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", _recorded("jobs"), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_tables_of_any_split_of_a_recorded_answer_join_to_the_whole_table(path: Path) -> None:
+    jobs = _whole(path.read_bytes())["jobs"]
+    whole = slurm_parse.parse_jobs(jobs)
+    for cuts in ([], [1], [len(jobs) // 2], list(range(1, len(jobs)))):
+        bounds = [0, *cuts, len(jobs)]
+        parts = [slurm_parse.parse_jobs(jobs[a:b]) for a, b in zip(bounds, bounds[1:])]
+        _same(concat_job_tables(parts), whole)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(0, 60), seed=st.integers(0, 10_000), data=st.data())
+def test_tables_of_any_split_join_to_the_whole_table(n: int, seed: int, data: st.DataObject) -> None:
+    """Categories first seen in later parts, hosts shared across parts, empty parts."""
+    jobs = _whole(_answer(n, seed))["jobs"]
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=6)))
+    bounds = [0, *cuts, n]
+    parts = [slurm_parse.parse_jobs(jobs[a:b]) for a, b in zip(bounds, bounds[1:])]
+    _same(concat_job_tables(parts), slurm_parse.parse_jobs(jobs))
+
+
+def test_no_tables_join_to_the_empty_table() -> None:
+    _same(concat_job_tables([]), slurm_parse.parse_jobs([]))
+
+
+# ---- the stream in this process ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", _recorded("jobs"), ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("chunk", [1, 97, 1 << 20])
+def test_recorded_answers_stream_to_the_whole_table(path: Path, chunk: int) -> None:
+    body = path.read_bytes()
+    s = _stream(min_run=1, helper=False)
+    got = _feed(s, body, chunk)
+    want = _whole(body)
+    if s.failed:  # an answer this stream does not read (not pretty-printed): never partial
+        assert got is None
+        return
+    assert {k: v for k, v in got.items() if k != "jobs"} == {k: v for k, v in want.items() if k != "jobs"}
+    _same(got["jobs"], slurm_parse.parse_jobs(want["jobs"]))
+    assert s.sent == 0
+
+
+# ---- with the helper -----------------------------------------------------------------------
+
+
+def _ready_helper() -> decode_helper.TableHelper:
+    h = decode_helper.acquire()
+    assert h is not None
+    assert h.wait_ready(60), h.broken
+    decode_helper.release(h)
+    return h
+
+
+def test_with_the_helper_runs_are_tabulated_in_another_process_and_join_to_the_whole_table() -> None:
+    body = _answer(3000, warnings=3)  # a list of objects after the jobs: never handed over
+    want = _whole(body)
+    h = _ready_helper()
+    s = _stream(min_run=64 * 1024, helper=True)
+    got = _feed_paced(s, h, body, 64 * 1024)
+    assert not s.failed, s.why
+    # every run went to the helper but the first (the answer's shape), the last (followed by
+    # the warnings, not by a job) and any whose next job had not arrived far enough to show
+    # its first key (here one: where a chunk ended)
+    assert s.runs > 20 and s.runs - 3 <= s.sent <= s.runs - 2
+    _same(got["jobs"], slurm_parse.parse_jobs(want["jobs"]))
+    assert got["warnings"] == want["warnings"] and got["meta"] == want["meta"]
+    assert h.alive and not h._mine and sorted(h._free) == list(range(decode_helper.SLOTS))
+
+
+def test_as_fast_as_the_bytes_come_runs_are_shared_and_join_to_the_whole_table() -> None:
+    body = _answer(3000, seed=11)
+    _ready_helper()
+    s = _stream(min_run=64 * 1024, helper=True)
+    got = _feed(s, body, 256 * 1024)
+    assert not s.failed, s.why
+    _same(got["jobs"], slurm_parse.parse_jobs(_whole(body)["jobs"]))
+
+
+def test_the_helper_refuses_a_run_that_is_no_json_array_of_jobs() -> None:
+    h = _ready_helper()
+    assert decode_helper.acquire() is h
+    bad = h.submit(memoryview(b'[{"job_id": 1}, {"job_id": @}]'))
+    good = h.submit(memoryview(b'[{"job_id": 2, "job_state": "PENDING"}]'))
+    assert bad is not None and good is not None
+    with pytest.raises(ValueError, match="a run did not decode in the helper"):
+        h.result(bad)
+    assert list(h.result(good).job_id) == [2]
+    decode_helper.release(h)
+
+
+def test_a_run_the_helper_cannot_decode_makes_the_stream_give_up() -> None:
+    good = _answer(400)
+    broken = bytearray(good)
+    # a value that is no JSON in a late job (a run the helper takes: one followed by a job)
+    at = broken.index(b'"name": "', len(broken) * 3 // 4)
+    broken[at + len(b'"name": ')] = ord("@")
+    h = _ready_helper()
+    s = _stream(min_run=16 * 1024, helper=True)
+    assert _feed_paced(s, h, bytes(broken), 4096) is None
+    assert s.failed and s.sent
+    assert "did not decode in the helper" in s.why
+    assert decode_helper.acquire() is h  # given back
+
+
+def test_a_helper_that_dies_mid_answer_makes_the_stream_give_up_and_is_started_again_later(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    body = _answer(1500)
+    h = _ready_helper()
+    os.kill(h.pid, signal.SIGSTOP)  # runs handed over are not answered
+    s = _stream(min_run=16 * 1024, helper=True)
+    i = 0
+    while not s.sent:
+        s.feed(body[i:i + 4096])
+        i += 4096
+    os.kill(h.pid, signal.SIGKILL)
+    for j in range(i, len(body), 4096):
+        s.feed(body[j:j + 4096])
+    assert s.finish() is None and s.failed
+    assert "helper failed" in s.why
+    # not started again at once (a failing helper must not cost every poll a start) ...
+    assert decode_helper.acquire() is None
+    # ... but after a while
+    monkeypatch.setattr(decode_helper, "_FAILED_AT", time.monotonic() - decode_helper.RESTART_AFTER_S)
+    again = decode_helper.acquire()
+    assert again is not None and again is not h and again.alive
+    decode_helper.release(again)
+
+
+def test_one_answer_at_a_time_uses_the_helper_the_other_is_tabulated_here() -> None:
+    body = _answer(1500)
+    _ready_helper()
+    held = decode_helper.acquire()  # another answer, still streaming
+    assert held is not None
+    s = _stream(min_run=16 * 1024, helper=True)
+    got = _feed(s, body, 4096)
+    assert s.sent == 0 and not s.failed
+    _same(got["jobs"], slurm_parse.parse_jobs(_whole(body)["jobs"]))
+    decode_helper.release(held)
+    assert decode_helper.acquire() is held
+
+
+def test_an_abandoned_answer_gives_the_helper_back() -> None:
+    body = _answer(1500)
+    _ready_helper()
+    s = _stream(min_run=16 * 1024, helper=True)
+    for i in range(0, len(body) // 2, 4096):
+        s.feed(body[i:i + 4096])
+    assert s.sent
+    assert decode_helper.acquire() is None  # the stream holds it
+    s.close()  # what HttpClient does with an answer refused or cut off
+    assert decode_helper.acquire() is not None
+
+
+def test_the_helper_exits_when_its_socket_closes_and_shutdown_leaves_nothing() -> None:
+    h = _ready_helper()
+    h._conn.close()  # as the kernel does when this process dies
+    deadline = time.monotonic() + 10
+    while h._proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert h._proc.poll() == 0
+    decode_helper.shutdown()
+    assert decode_helper._HELPER is None
+
+
+def test_no_helper_on_one_core_or_when_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode_helper, "_cores", lambda: 1)
+    assert decode_helper.acquire() is None
+    monkeypatch.setattr(decode_helper, "_cores", lambda: 2)
+    monkeypatch.setenv("AISC_CONSOLE_DECODE_HELPER", "0")
+    assert decode_helper.acquire() is None
+    monkeypatch.setenv("AISC_CONSOLE_DECODE_HELPER", "1")
+    h = decode_helper.acquire()
+    assert h is not None
+    decode_helper.release(h)
+
+
+def test_an_answer_cut_off_mid_body_gives_the_helper_back(server: ReplayServer) -> None:  # noqa: F811
+    """HttpClient closes the stream of an answer that ends in an error (cut off here)."""
+    body = _answer(3000)
+
+    def cut(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body[:len(body) * 2 // 3])
+        h.wfile.flush()
+        h.close_connection = True
+
+    server.add_handler("GET", "/slurm/v0.0.38/jobs", cut)
+    h = _ready_helper()
+    made: list[JobTableStream] = []
+
+    def factory() -> JobTableStream:
+        made.append(_stream(min_run=64 * 1024, helper=True))
+        return made[-1]
+
+    with pytest.raises(SourceError) as ei:
+        HttpClient(server.url, timeout=(3.0, 30.0)).request(
+            "GET", "/slurm/v0.0.38/jobs", decoder=slurm_parse.listing_decoder("jobs"), stream=factory)
+    assert ei.value.kind is ErrorKind.BAD_PAYLOAD
+    assert made[0].sent  # it held the helper when the answer broke off
+    assert decode_helper.acquire() is h
+
+
+def test_the_helper_inherits_no_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AISC_SLURM_TOKEN", "s3cret-slurm")
+    monkeypatch.setenv("SLURM_JWT", "s3cret-jwt")
+    monkeypatch.setenv("SOME_API_KEY", "s3cret-key")
+    monkeypatch.setenv("LANG_FOR_TEST", "kept")
+    h = _ready_helper()
+    with open(f"/proc/{h.pid}/environ", "rb") as f:
+        env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+    assert b"s3cret" not in b"".join(env.values())
+    assert env[b"LANG_FOR_TEST"] == b"kept"  # the rest is inherited (locale, paths)
