@@ -15,8 +15,10 @@ Sections:
    (``json``, ``orjson``, ``msgspec``, and msgspec with typed structs of only the fields the
    console reads), and the ratio of the console's whole poll to it; also with the transfer
    (a bare GET of each answer) added to the floor, since the poll includes it.
-2. slurmrestd: ``/jobs`` with 50,000 jobs (HTTP, JSON, table) and a whole scheduler poll, with
-   its floor (``/nodes`` + ``/jobs``) measured the same way.
+2. slurmrestd: ``/jobs`` with 50,000 jobs received, decoded and tabulated as it arrives (with
+   the helper process where there are two cores: ``console/sources/job_stream.py``), a whole
+   scheduler poll, and its floor (``/nodes`` + ``/jobs``) measured the same way; then the
+   same poll with the helper turned off (``AISC_CONSOLE_DECODE_HELPER=0``), as on one core.
 3. GUI stall: the worst gap of a 60 Hz loop in this process's main thread while an engine
    polls both endpoints, with the engine in a thread and in a worker process.
 """

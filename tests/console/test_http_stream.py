@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from http.server import BaseHTTPRequestHandler
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
+from test_ingest_speedups import _tables_equal
 from test_sources_http import ReplayServer, server  # noqa: F401  (the fixture)
 
 from console.sources import slurm_parse
@@ -66,14 +67,7 @@ def _same(got: Any, want: Any) -> None:
     for k in got:
         if k != "jobs":
             assert got[k] == want[k], k
-    a, b = got["jobs"], want["jobs"]
-    for name, x in vars(a).items():
-        y = getattr(b, name)
-        if isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype, name
-            np.testing.assert_array_equal(x, y, err_msg=name)
-        else:
-            assert x == y, name
+    _tables_equal(got["jobs"], want["jobs"])
 
 
 def test_a_large_pretty_answer_is_decoded_while_it_arrives(server: ReplayServer) -> None:  # noqa: F811
@@ -139,8 +133,8 @@ def test_a_broken_answer_asked_for_again_and_still_broken_is_bad_payload(
     assert len(server.requests) == 2
 
 
-def test_a_large_answer_cut_mid_body_is_truncated_not_partial(server: ReplayServer) -> None:  # noqa: F811
-    body = json.dumps(_answer(N), indent=2).encode()
+def cut_off(body: bytes) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A handler that announces ``body`` whole and closes the connection after two thirds."""
 
     def cut(h: BaseHTTPRequestHandler) -> None:
         h.send_response(200)
@@ -150,8 +144,11 @@ def test_a_large_answer_cut_mid_body_is_truncated_not_partial(server: ReplayServ
         h.wfile.write(body[:len(body) * 2 // 3])
         h.wfile.flush()
         h.close_connection = True
+    return cut
 
-    server.add_handler("GET", JOBS_PATH, cut)
+
+def test_a_large_answer_cut_mid_body_is_truncated_not_partial(server: ReplayServer) -> None:  # noqa: F811
+    server.add_handler("GET", JOBS_PATH, cut_off(json.dumps(_answer(N), indent=2).encode()))
     with pytest.raises(SourceError) as ei:
         _get(server.url, Spy())
     assert ei.value.kind is ErrorKind.BAD_PAYLOAD

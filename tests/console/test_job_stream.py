@@ -12,16 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from http.server import BaseHTTPRequestHandler
-
+from test_http_stream import cut_off
+from test_ingest_speedups import _tables_equal
 from test_sources_http import ReplayServer, server  # noqa: F401  (the fixture)
 from test_stream_json import _recorded
 
-from console.model import JobTable
 from console.sources import decode_helper, slurm_parse
 from console.sources.base import ErrorKind, SourceError
 from console.sources.http import HttpClient
@@ -35,16 +33,6 @@ def _fresh_helper(monkeypatch: pytest.MonkeyPatch) -> Any:
     decode_helper.shutdown()
     yield
     decode_helper.shutdown()
-
-
-def _same(a: JobTable, b: JobTable) -> None:
-    for name, x in vars(a).items():
-        y = getattr(b, name)
-        if isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype, name
-            np.testing.assert_array_equal(x, y, err_msg=name)
-        else:
-            assert x == y, name
 
 
 def _whole(body: bytes) -> dict[str, Any]:
@@ -115,7 +103,7 @@ def test_tables_of_any_split_of_a_recorded_answer_join_to_the_whole_table(path: 
     for cuts in ([], [1], [len(jobs) // 2], list(range(1, len(jobs)))):
         bounds = [0, *cuts, len(jobs)]
         parts = [slurm_parse.parse_jobs(jobs[a:b]) for a, b in zip(bounds, bounds[1:])]
-        _same(concat_job_tables(parts), whole)
+        _tables_equal(concat_job_tables(parts), whole)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -126,11 +114,11 @@ def test_tables_of_any_split_join_to_the_whole_table(n: int, seed: int, data: st
     cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=6)))
     bounds = [0, *cuts, n]
     parts = [slurm_parse.parse_jobs(jobs[a:b]) for a, b in zip(bounds, bounds[1:])]
-    _same(concat_job_tables(parts), slurm_parse.parse_jobs(jobs))
+    _tables_equal(concat_job_tables(parts), slurm_parse.parse_jobs(jobs))
 
 
 def test_no_tables_join_to_the_empty_table() -> None:
-    _same(concat_job_tables([]), slurm_parse.parse_jobs([]))
+    _tables_equal(concat_job_tables([]), slurm_parse.parse_jobs([]))
 
 
 # ---- the stream in this process ------------------------------------------------------------
@@ -147,7 +135,7 @@ def test_recorded_answers_stream_to_the_whole_table(path: Path, chunk: int) -> N
         assert got is None
         return
     assert {k: v for k, v in got.items() if k != "jobs"} == {k: v for k, v in want.items() if k != "jobs"}
-    _same(got["jobs"], slurm_parse.parse_jobs(want["jobs"]))
+    _tables_equal(got["jobs"], slurm_parse.parse_jobs(want["jobs"]))
     assert s.sent == 0
 
 
@@ -173,7 +161,7 @@ def test_with_the_helper_runs_are_tabulated_in_another_process_and_join_to_the_w
     # the warnings, not by a job) and any whose next job had not arrived far enough to show
     # its first key (here one: where a chunk ended)
     assert s.runs > 20 and s.runs - 3 <= s.sent <= s.runs - 2
-    _same(got["jobs"], slurm_parse.parse_jobs(want["jobs"]))
+    _tables_equal(got["jobs"], slurm_parse.parse_jobs(want["jobs"]))
     assert got["warnings"] == want["warnings"] and got["meta"] == want["meta"]
     assert h.alive and not h._mine and sorted(h._free) == list(range(decode_helper.SLOTS))
 
@@ -184,7 +172,7 @@ def test_as_fast_as_the_bytes_come_runs_are_shared_and_join_to_the_whole_table()
     s = _stream(min_run=64 * 1024, helper=True)
     got = _feed(s, body, 256 * 1024)
     assert not s.failed, s.why
-    _same(got["jobs"], slurm_parse.parse_jobs(_whole(body)["jobs"]))
+    _tables_equal(got["jobs"], slurm_parse.parse_jobs(_whole(body)["jobs"]))
 
 
 def test_the_helper_refuses_a_run_that_is_no_json_array_of_jobs() -> None:
@@ -245,7 +233,7 @@ def test_one_answer_at_a_time_uses_the_helper_the_other_is_tabulated_here() -> N
     s = _stream(min_run=16 * 1024, helper=True)
     got = _feed(s, body, 4096)
     assert s.sent == 0 and not s.failed
-    _same(got["jobs"], slurm_parse.parse_jobs(_whole(body)["jobs"]))
+    _tables_equal(got["jobs"], slurm_parse.parse_jobs(_whole(body)["jobs"]))
     decode_helper.release(held)
     assert decode_helper.acquire() is held
 
@@ -287,18 +275,7 @@ def test_no_helper_on_one_core_or_when_turned_off(monkeypatch: pytest.MonkeyPatc
 
 def test_an_answer_cut_off_mid_body_gives_the_helper_back(server: ReplayServer) -> None:  # noqa: F811
     """HttpClient closes the stream of an answer that ends in an error (cut off here)."""
-    body = _answer(3000)
-
-    def cut(h: BaseHTTPRequestHandler) -> None:
-        h.send_response(200)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body[:len(body) * 2 // 3])
-        h.wfile.flush()
-        h.close_connection = True
-
-    server.add_handler("GET", "/slurm/v0.0.38/jobs", cut)
+    server.add_handler("GET", "/slurm/v0.0.38/jobs", cut_off(_answer(3000)))
     h = _ready_helper()
     made: list[JobTableStream] = []
 
