@@ -10,7 +10,8 @@ figure, and for each API version the server offers times ``GET /jobs``:
 * on a bare socket: when the first byte arrives (slurmrestd builds its whole answer first) and
   when the last one does;
 * through the console's own Slurm source (``/nodes`` and ``/jobs``, decoded while they arrive,
-  the job table built): wall time and CPU time (this process's and the decoding helper's),
+  the job table built), with the decoding helper process and without it, in the same rounds:
+  wall time and CPU time (this process's and the helper's),
   with a deadline long enough for any of these sizes (the default, 60 s, is the point of the
   figures).
 
@@ -114,24 +115,47 @@ def console_poll(url: str, version: str, auth: Auth) -> tuple[float, float, str]
     return wall, cpu + max(0.0, helper_cpu_s() - h0), what
 
 
+def _helper(on: bool) -> None:
+    """Let the console's Slurm poll use the decoding helper process, or not."""
+    os.environ["AISC_CONSOLE_DECODE_HELPER"] = "1" if on else "0"
+
+
 def measure(stack: Stack, versions: list[str], repeat: int) -> None:
+    """Per round: a bare GET, the console's poll with the decoding helper, and without it, one
+    after the other, so that each ratio compares answers of the same minute (slurmrestd's own
+    time varies by half between rounds)."""
     info = stack.info
     url = info["urls"]["slurm"]
     user = info.get("slurm_user") or "root"
     headers = {"X-SLURM-USER-NAME": user, "X-SLURM-USER-TOKEN": info["token"]}
     auth = Auth("slurm_jwt", user, info["token"])
-    for v in versions:
-        bare = [bare_get(url, f"/slurm/{v}/jobs", headers) for _ in range(repeat)]
-        first = statistics.median(b[0] for b in bare)
-        last = statistics.median(b[1] for b in bare)
-        polls = [console_poll(url, v, auth) for _ in range(repeat)]
-        wall = statistics.median(p[0] for p in polls)
-        cpu = statistics.median(p[1] for p in polls)
-        print(f"  {v}: {bare[-1][2] / 1e6:6.1f} MB; slurmrestd first byte {first:6.2f} s, last "
-              f"{last:6.2f} s (runs: {', '.join(f'{b[1]:.2f}' for b in bare)}); console poll "
-              f"{wall:6.2f} s wall, {cpu * 1000:4.0f} ms CPU (with the helper's), {wall / last:.2f}x "
-              "the bare GET "
-              f"-> {polls[-1][2]}")
+    was = os.environ.get("AISC_CONSOLE_DECODE_HELPER")
+    try:
+        for v in versions:
+            _helper(True)
+            console_poll(url, v, auth)  # the helper process starts with the first large answer
+            bare, polls = [], {True: [], False: []}
+            for _ in range(repeat):
+                bare.append(bare_get(url, f"/slurm/{v}/jobs", headers))
+                for on in (True, False):
+                    _helper(on)
+                    polls[on].append(console_poll(url, v, auth))
+            first = statistics.median(b[0] for b in bare)
+            last = statistics.median(b[1] for b in bare)
+            print(f"  {v}: {bare[-1][2] / 1e6:6.1f} MB; slurmrestd first byte {first:6.2f} s, last "
+                  f"{last:6.2f} s (runs: {', '.join(f'{b[1]:.2f}' for b in bare)})")
+            for on in (True, False):
+                wall = statistics.median(p[0] for p in polls[on])
+                cpu = statistics.median(p[1] for p in polls[on])
+                ratio = statistics.median(p[0] / b[1] for p, b in zip(polls[on], bare))
+                print(f"    console poll, helper {'on ' if on else 'off'}: {wall:6.2f} s wall, "
+                      f"{cpu * 1000:4.0f} ms CPU (with the helper's), {ratio:.2f}x the bare GET of "
+                      f"its round (median) -> {polls[on][-1][2]}")
+    finally:
+        if was is None:
+            os.environ.pop("AISC_CONSOLE_DECODE_HELPER", None)
+        else:
+            os.environ["AISC_CONSOLE_DECODE_HELPER"] = was
 
 
 def main(argv: list[str] | None = None) -> int:

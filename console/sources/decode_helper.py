@@ -320,6 +320,7 @@ def _serve(mem_fd: int, size: int, sock_fd: int) -> None:
                 table = table_of_run(decode(part))
         except (msgspec.MsgspecError, ValueError) as exc:
             reply: tuple[Any, ...] = ("err", ticket, f"{type(exc).__name__}: {exc}")
+            gc.collect()  # an exception's traceback may hold cycles (the collector is off)
         else:
             reply = ("ok", ticket, table)
         try:

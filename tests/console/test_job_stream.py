@@ -8,6 +8,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -301,3 +303,38 @@ def test_the_helper_inherits_no_secret_from_the_environment(monkeypatch: pytest.
         env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
     assert b"s3cret" not in b"".join(env.values())
     assert env[b"LANG_FOR_TEST"] == b"kept"  # the rest is inherited (locale, paths)
+
+
+def test_the_helper_exits_when_its_parent_is_killed() -> None:
+    """No helper outlives the process that started it (SIGKILL: no atexit, no cleanup)."""
+    code = ("import sys, time\n"
+            "from console.sources import decode_helper\n"
+            "decode_helper._cores = lambda: 2\n"
+            "h = decode_helper.acquire()\n"
+            "assert h is not None and h.wait_ready(60), 'no helper'\n"
+            "print(h.pid, flush=True)\n"
+            "time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert parent.stdout is not None
+        helper_pid = int(parent.stdout.readline())
+        assert _running(helper_pid)
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _running(helper_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(helper_pid)
+    finally:
+        parent.kill()
+        parent.wait(10)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (an exited one not yet reaped is a zombie: "Z")."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
