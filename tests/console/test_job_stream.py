@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from test_http_stream import cut_off
 from test_ingest_speedups import _tables_equal
 from test_sources_http import ReplayServer, server  # noqa: F401  (the fixture)
-from test_stream_json import _recorded
+from test_stream_json import _recorded, answers
 
+from console.model import JobTable
 from console.sources import decode_helper, slurm_parse
 from console.sources.base import ErrorKind, SourceError
 from console.sources.http import HttpClient
@@ -338,3 +339,63 @@ def _running(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+# ---- generated answers, with the helper at work ---------------------------------------------
+
+
+def _table_or_error(jobs: list[Any]) -> JobTable | None:
+    """`parse_jobs` of the whole list, or None where it refuses (the source's BAD_PAYLOAD)."""
+    try:
+        return slurm_parse.parse_jobs(jobs)
+    except (AttributeError, TypeError, KeyError, ValueError):
+        return None
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(answer=answers(), chunk=st.integers(1, 300))
+def test_generated_answers_tabulate_with_the_helper_to_the_whole_table(answer: dict[str, Any],
+                                                                        chunk: int) -> None:
+    """Strings that mimic the structure, warnings and errors lists before or after the jobs,
+    every key order: whatever the helper took, the table is the whole answer's."""
+    body = json.dumps(answer, indent=2).encode()
+    h = _ready_helper()
+    s = _stream(min_run=1, helper=True)
+    got = _feed_paced(s, h, body, chunk)
+    want = _table_or_error(_whole(body)["jobs"])
+    if want is None:  # jobs the table refuses: the stream gives up, the caller decides
+        assert got is None and s.failed
+        return
+    assert got is not None, s.why
+    _tables_equal(got["jobs"], want)
+    assert {k: v for k, v in got.items() if k != "jobs"} == \
+        {k: v for k, v in _whole(body).items() if k != "jobs"}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(answer=answers(), data=st.data())
+def test_a_damaged_answer_never_tabulates_to_what_the_whole_decode_would_not_give(
+        answer: dict[str, Any], data: st.DataObject) -> None:
+    body = bytearray(json.dumps(answer, indent=2).encode())
+    how = data.draw(st.sampled_from(["truncate", "flip", "drop", "insert"]))
+    at = data.draw(st.integers(0, len(body) - 1))
+    if how == "truncate":
+        del body[at:]
+    elif how == "flip":
+        body[at] = data.draw(st.sampled_from(b'{}[],:" \n0a\\'))
+    elif how == "drop":
+        del body[at]
+    else:
+        body[at:at] = data.draw(st.sampled_from([b",", b"\n    }", b"\n  ]", b"{", b"\n    },\n    {"]))
+    h = _ready_helper()
+    s = _stream(min_run=1, helper=True)
+    got = _feed_paced(s, h, bytes(body), data.draw(st.integers(1, 200)))
+    if got is not None:  # whatever the stream answers, the whole body says too
+        whole = _whole(bytes(body))  # raises if the whole body is no such answer
+        want = _table_or_error(whole["jobs"])
+        assert want is not None
+        _tables_equal(got["jobs"], want)
+    if how == "truncate":
+        assert got is None  # a cut answer never yields the jobs that happened to arrive
