@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from test_http_stream import cut_off
 from test_ingest_speedups import _tables_equal
 from test_sources_http import ReplayServer, server  # noqa: F401  (the fixture)
-from test_stream_json import _recorded, answers
+from test_stream_json import _recorded, answers, damaged
 
 from console.model import JobTable
 from console.sources import decode_helper, slurm_parse
@@ -378,22 +378,12 @@ def test_generated_answers_tabulate_with_the_helper_to_the_whole_table(answer: d
 @given(answer=answers(), data=st.data())
 def test_a_damaged_answer_never_tabulates_to_what_the_whole_decode_would_not_give(
         answer: dict[str, Any], data: st.DataObject) -> None:
-    body = bytearray(json.dumps(answer, indent=2).encode())
-    how = data.draw(st.sampled_from(["truncate", "flip", "drop", "insert"]))
-    at = data.draw(st.integers(0, len(body) - 1))
-    if how == "truncate":
-        del body[at:]
-    elif how == "flip":
-        body[at] = data.draw(st.sampled_from(b'{}[],:" \n0a\\'))
-    elif how == "drop":
-        del body[at]
-    else:
-        body[at:at] = data.draw(st.sampled_from([b",", b"\n    }", b"\n  ]", b"{", b"\n    },\n    {"]))
+    body, how = damaged(answer, data)
     h = _ready_helper()
     s = _stream(min_run=1, helper=True)
-    got = _feed_paced(s, h, bytes(body), data.draw(st.integers(1, 200)))
+    got = _feed_paced(s, h, body, data.draw(st.integers(1, 200)))
     if got is not None:  # whatever the stream answers, the whole body says too
-        whole = _whole(bytes(body))  # raises if the whole body is no such answer
+        whole = _whole(body)  # raises if the whole body is no such answer
         want = _table_or_error(whole["jobs"])
         assert want is not None
         _tables_equal(got["jobs"], want)
