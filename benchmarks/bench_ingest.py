@@ -18,7 +18,8 @@ Sections:
 2. slurmrestd: ``/jobs`` with 50,000 jobs received, decoded and tabulated as it arrives (with
    the helper process where there are two cores: ``console/sources/job_stream.py``), a whole
    scheduler poll, and its floor (``/nodes`` + ``/jobs``) measured the same way; then the
-   same poll with the helper turned off (``AISC_CONSOLE_DECODE_HELPER=0``), as on one core.
+   same poll with the helper turned off (``AISC_CONSOLE_DECODE_HELPER=0``), as on one core;
+   and ``--soak-polls`` polls in a row with both processes' memory and the descriptors.
 3. GUI stall: the worst gap of a 60 Hz loop in this process's main thread while an engine
    polls both endpoints, with the engine in a thread and in a worker process.
 """
@@ -29,6 +30,7 @@ import argparse
 import gc
 import json
 import multiprocessing as mp
+import os
 import random
 import statistics
 import threading
@@ -468,9 +470,7 @@ def bench_prometheus(base: str, repeat: int, sizes: dict[str, int]) -> None:
     client.close()
 
 
-def bench_slurm(base: str, repeat: int, sizes: dict[str, int]) -> None:
-    import os
-
+def bench_slurm(base: str, repeat: int, sizes: dict[str, int], polls: int = 0) -> None:
     import requests
 
     from console.sources import decode_helper, job_stream, slurm_parse
@@ -530,9 +530,33 @@ def bench_slurm(base: str, repeat: int, sizes: dict[str, int]) -> None:
         else:
             os.environ["AISC_CONSOLE_DECODE_HELPER"] = was
     del bodies
+    soak(src, polls)
     client.close()
     decode_helper.shutdown()
     peak_memory(base)
+
+
+def _rss_mib(pid: int | str) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def soak(src: Any, polls: int) -> None:
+    """RSS of this process and of the decoding helper, and this process's open descriptors,
+    over ``polls`` polls in a row (they must stay flat: the console polls all day)."""
+    from console.sources import decode_helper
+
+    if polls <= 0:
+        return
+    marks = []
+    for i in range(1, polls + 1):
+        src.fetch()
+        if i == 1 or i % max(1, polls // 4) == 0 or i == polls:
+            h = decode_helper._HELPER
+            helper = f"{_rss_mib(h.pid):.0f}" if h is not None and h.alive else "-"
+            marks.append(f"{i}: {_rss_mib('self'):.0f}/{helper} MiB, "
+                         f"{len(os.listdir('/proc/self/fd'))} fds")
+    print(f"  {polls} polls in a row (this process / helper RSS, descriptors): " + "; ".join(marks))
 
 
 def _peak_child(base: str, whole: bool, out: Any) -> None:
@@ -644,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stall-s", type=float, default=8.0)
     ap.add_argument("--skip-stall", action="store_true")
     ap.add_argument("--skip-prometheus", action="store_true")
+    ap.add_argument("--soak-polls", type=int, default=20,
+                    help="slurmrestd polls in a row, memory and descriptors sampled (0: none)")
     ap.add_argument("--whole", action="store_true",
                     help="read slurmrestd's answers whole before decoding them (the console "
                          "before it decoded them while they arrive), for comparison")
@@ -677,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
             from console.sources import slurm_parse
 
             slurm_parse.listing_stream = lambda key: None  # type: ignore[assignment]
-        bench_slurm(base, args.repeat, sizes)
+        bench_slurm(base, args.repeat, sizes, args.soak_polls)
         if not args.skip_stall:
             bench_stall(base, base, args.stall_s)
     finally:
