@@ -150,7 +150,7 @@ class TableHelper:
 
     def result(self, ticket: int, timeout_s: float = RESULT_TIMEOUT_S) -> Any:
         """The table of ``ticket``'s run; ValueError when the run did not decode, or the helper
-        failed or did not answer in time (then it is not used again)."""
+        failed or did not answer in time (in each case it is not used again until restarted)."""
         deadline = time.monotonic() + timeout_s
         while ticket not in self._done:
             if self.broken:
@@ -168,6 +168,10 @@ class TableHelper:
         got = self._done.pop(ticket)
         self._mine.discard(ticket)
         if isinstance(got, ValueError):
+            # Either the answer is broken (asked for again, as without the helper) or the
+            # helper reads runs wrongly; in case it is the helper, it rests until its restart,
+            # so that it cannot make every poll ask slurmrestd twice.
+            self._fail(f"it refused a run ({got})")
             raise got
         return got
 
@@ -299,7 +303,7 @@ def _serve(mem_fd: int, size: int, sock_fd: int) -> None:
     """Decode each run handed over into its table until the parent closes the socket."""
     import msgspec
 
-    from console.sources.slurm_parse import JobRow, table_of_run
+    from console.sources.slurm_parse import JobRow, JobsRefused, table_of_run
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent to handle
     gc.disable()  # decoded jobs hold no cycles; collections would only cost time
@@ -318,8 +322,10 @@ def _serve(mem_fd: int, size: int, sock_fd: int) -> None:
         try:
             with memoryview(mem) as whole, whole[off:off + n] as part:
                 table = table_of_run(decode(part))
+        except JobsRefused as refused:  # valid JSON the table cannot read: the answer's verdict
+            reply: tuple[Any, ...] = ("ok", ticket, refused)
         except (msgspec.MsgspecError, ValueError) as exc:
-            reply: tuple[Any, ...] = ("err", ticket, f"{type(exc).__name__}: {exc}")
+            reply = ("err", ticket, f"{type(exc).__name__}: {exc}")
             gc.collect()  # an exception's traceback may hold cycles (the collector is off)
         else:
             reply = ("ok", ticket, table)

@@ -15,7 +15,9 @@ the whole list. That gives two gains:
 The helper takes a run only when it has a free slot, so neither side waits for the other, and
 the stream works the same without one (one core, helper failed, or busy with another answer).
 Whatever happens the value is the same: a run the helper could not decode makes the stream
-give up, and the caller decodes the whole answer as before.
+give up, and the caller decodes the whole answer as before. Jobs the table cannot read (valid
+JSON of another shape) are the answer's verdict, not a failure of the stream: the list becomes
+a `slurm_parse.JobsRefused`, which the source reports as the whole answer's refusal would be.
 """
 
 from __future__ import annotations
@@ -101,8 +103,8 @@ class JobTableStream(ListStream):
     def __init__(self, key: str, item_type: Any, answer_type: Any, min_run: int = TABLE_RUN,
                  helper: bool = True) -> None:
         super().__init__(key, item_type, answer_type, min_run=min_run)
-        #: per run in order: its table, or the ticket of the helper's answer
-        self._parts: list[JobTable | int] = []
+        #: per run in order: its table, its refusal, or the ticket of the helper's answer
+        self._parts: list[Any] = []
         self._helper: decode_helper.TableHelper | None = None
         self._want_helper = helper
         self._next_job = b""  # the bytes a run followed by another job is followed by
@@ -130,19 +132,27 @@ class JobTableStream(ListStream):
                     self._parts.append(ticket)
                     self.sent += 1
                     return
-        from console.sources.slurm_parse import table_of_run
+        from console.sources.slurm_parse import JobsRefused, table_of_run
 
-        self._parts.append(table_of_run(self._items.decode(run)))
-
-    def _result(self) -> JobTable:
+        items = self._items.decode(run)  # a run that is no JSON array raises: ListStream decides
         try:
-            tables = [p if isinstance(p, JobTable) else self._collect(p) for p in self._parts]
+            self._parts.append(table_of_run(items))
+        except JobsRefused as refused:
+            self._parts.append(refused)
+
+    def _result(self) -> Any:
+        """The jobs as one table, or the first run's `JobsRefused` if the table refused one."""
+        from console.sources.slurm_parse import JobsRefused
+
+        try:
+            parts = [p if not isinstance(p, int) else self._collect(p) for p in self._parts]
         finally:
             self._release()
         self._parts = []
-        return concat_job_tables(tables)
+        refused = next((p for p in parts if isinstance(p, JobsRefused)), None)
+        return refused if refused is not None else concat_job_tables(parts)
 
-    def _collect(self, ticket: int) -> JobTable:
+    def _collect(self, ticket: int) -> Any:
         assert self._helper is not None
         return self._helper.result(ticket)  # ValueError when it could not
 

@@ -309,8 +309,8 @@ class SlurmClient:
 
     def _list(self, body: Any, key: str) -> Any:
         items = body.get(key)
-        if key == "jobs" and isinstance(items, JobTable):  # tabulated while it arrived
-            return items
+        if key == "jobs" and isinstance(items, (JobTable, slurm_parse.JobsRefused)):
+            return items  # tabulated (or refused) while it arrived
         # (jobs come as `slurm_parse.JobRow` structs from the typed decoder, else as dicts;
         # the set of types is built in C: 50,000 isinstance calls against an ABC are not free)
         if not isinstance(items, list) or not (
@@ -523,12 +523,18 @@ class SlurmSchedulerSource:
         jbody = self._poll("jobs")
         jobs = None
         if jbody is not NOT_MODIFIED:
-            try:
-                listed = jbody["jobs"]
-                jobs = listed if isinstance(listed, JobTable) else slurm_parse.parse_jobs(listed)
-            except (AttributeError, TypeError, ValueError, KeyError) as e:
+            listed = jbody.get("jobs")
+            # (a table or a refusal when tabulated while it arrived, else the decoded jobs)
+            refused = listed.kind if isinstance(listed, slurm_parse.JobsRefused) else None
+            if refused is None:
+                try:
+                    jobs = (listed if isinstance(listed, JobTable)
+                            else slurm_parse.parse_jobs(listed))
+                except (AttributeError, TypeError, ValueError, KeyError) as e:
+                    refused = type(e).__name__
+            if refused is not None:
                 raise SourceError(ErrorKind.BAD_PAYLOAD, f"unexpected job shape from "
-                                  f"{self.client.http.host} ({type(e).__name__})") from None
+                                  f"{self.client.http.host} ({refused})")
             warnings += _body_warnings(jbody)
         # only advance the update times once both answers were parsed; "unchanged" keeps them
         if nbody is not NOT_MODIFIED:

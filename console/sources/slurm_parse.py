@@ -691,13 +691,24 @@ def parse_jobs(jobs: Sequence[Mapping[str, Any]]) -> JobTable:
         alloc_gpu=np.array(ag, np.int16), alloc_node_names=tuple(alloc_nodes))
 
 
+class JobsRefused(Exception):
+    """`parse_jobs` refused a run of a streamed answer: valid JSON, jobs of a shape it cannot
+    read. That is the answer's verdict, as `parse_jobs` of the whole list would give it (the
+    source's BAD_PAYLOAD, worded by ``kind``), not a reason to ask for the answer again.
+    Streams put one in place of the table (`job_stream`)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind  # the refusing exception's type name
+
+
 def table_of_run(jobs: Sequence[Any]) -> JobTable:
-    """`parse_jobs` of one run of a streamed answer; a job it cannot read is a ValueError, so
-    the stream gives up and the whole answer is decoded and judged as without streaming."""
+    """`parse_jobs` of one run of a streamed answer; `JobsRefused` where it cannot read one of
+    them (the exceptions the scheduler source turns into BAD_PAYLOAD)."""
     try:
         return parse_jobs(jobs)
-    except (AttributeError, TypeError, KeyError) as exc:
-        raise ValueError(f"a job of unexpected shape ({type(exc).__name__})") from None
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        raise JobsRefused(type(exc).__name__) from None
 
 
 #: The keys of a node `parse_nodes` reads.

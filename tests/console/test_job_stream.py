@@ -24,9 +24,11 @@ from test_stream_json import _recorded, answers, damaged
 
 from console.model import JobTable
 from console.sources import decode_helper, slurm_parse
+from console.sources.slurm_parse import JobsRefused
 from console.sources.base import ErrorKind, SourceError
 from console.sources.http import HttpClient
 from console.sources.job_stream import JobTableStream, concat_job_tables
+from console.sources.slurm import SlurmClient, SlurmSchedulerSource
 
 @pytest.fixture(autouse=True)
 def _fresh_helper(monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -146,7 +148,11 @@ def test_recorded_answers_stream_to_the_whole_table(path: Path, chunk: int) -> N
 
 
 def _ready_helper() -> decode_helper.TableHelper:
+    """The process's helper, started and ready (a fresh one if the last is resting)."""
     h = decode_helper.acquire()
+    if h is None:
+        decode_helper.shutdown()
+        h = decode_helper.acquire()
     assert h is not None
     assert h.wait_ready(60), h.broken
     decode_helper.release(h)
@@ -181,13 +187,17 @@ def test_as_fast_as_the_bytes_come_runs_are_shared_and_join_to_the_whole_table()
 def test_the_helper_refuses_a_run_that_is_no_json_array_of_jobs() -> None:
     h = _ready_helper()
     assert decode_helper.acquire() is h
-    bad = h.submit(memoryview(b'[{"job_id": 1}, {"job_id": @}]'))
     good = h.submit(memoryview(b'[{"job_id": 2, "job_state": "PENDING"}]'))
+    bad = h.submit(memoryview(b'[{"job_id": 1}, {"job_id": @}]'))
     assert bad is not None and good is not None
+    assert list(h.result(good).job_id) == [2]
     with pytest.raises(ValueError, match="a run did not decode in the helper"):
         h.result(bad)
-    assert list(h.result(good).job_id) == [2]
+    # a helper that refused a run rests until its restart: were it the helper that reads runs
+    # wrongly, every poll would otherwise ask slurmrestd twice
+    assert "refused a run" in h.broken and not h.alive
     decode_helper.release(h)
+    assert decode_helper.acquire() is None
 
 
 def test_a_run_the_helper_cannot_decode_makes_the_stream_give_up() -> None:
@@ -201,7 +211,8 @@ def test_a_run_the_helper_cannot_decode_makes_the_stream_give_up() -> None:
     assert _feed_paced(s, h, bytes(broken), 4096) is None
     assert s.failed and s.sent
     assert "did not decode in the helper" in s.why
-    assert decode_helper.acquire() is h  # given back
+    assert decode_helper._OWNED is False  # given back ...
+    assert decode_helper.acquire() is None  # ... resting until its restart
 
 
 def test_a_helper_that_dies_mid_answer_makes_the_stream_give_up_and_is_started_again_later(
@@ -364,11 +375,11 @@ def test_generated_answers_tabulate_with_the_helper_to_the_whole_table(answer: d
     s = _stream(min_run=1, helper=True)
     got = _feed_paced(s, h, body, chunk)
     want = _table_or_error(_whole(body)["jobs"])
-    if want is None:  # jobs the table refuses: the stream gives up, the caller decides
-        assert got is None and s.failed
-        return
     assert got is not None, s.why
-    _tables_equal(got["jobs"], want)
+    if want is None:  # jobs the table refuses: so does the stream, without giving up
+        assert isinstance(got["jobs"], JobsRefused)
+    else:
+        _tables_equal(got["jobs"], want)
     assert {k: v for k, v in got.items() if k != "jobs"} == \
         {k: v for k, v in _whole(body).items() if k != "jobs"}
 
@@ -385,7 +396,37 @@ def test_a_damaged_answer_never_tabulates_to_what_the_whole_decode_would_not_giv
     if got is not None:  # whatever the stream answers, the whole body says too
         whole = _whole(body)  # raises if the whole body is no such answer
         want = _table_or_error(whole["jobs"])
-        assert want is not None
-        _tables_equal(got["jobs"], want)
+        if isinstance(got["jobs"], JobsRefused):
+            assert want is None
+        else:
+            assert want is not None
+            _tables_equal(got["jobs"], want)
     if how == "truncate":
         assert got is None  # a cut answer never yields the jobs that happened to arrive
+
+
+@pytest.mark.parametrize("helper", [True, False], ids=["helper", "one process"])
+def test_jobs_the_table_cannot_read_are_the_answers_verdict_asked_for_once(
+        server: ReplayServer, helper: bool, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A job of a shape the table refuses (a hostlist that does not parse) late in a large
+    answer: the poll fails as BAD_PAYLOAD, worded as the whole list's refusal, after one
+    request (valid JSON is not asked for again), and the helper keeps working."""
+    monkeypatch.setenv("AISC_CONSOLE_DECODE_HELPER", "1" if helper else "0")
+    answer = json.loads(_answer(3000))
+    bad = next(j for j in reversed(answer["jobs"]) if j["gres_detail"])
+    bad["nodes"] = "gpu[1-"
+    with pytest.raises(ValueError) as whole_error:
+        slurm_parse.parse_jobs(_whole(json.dumps(answer).encode())["jobs"])
+    server.add("GET", "/slurm/v0.0.38/nodes", 200, {"nodes": [], "errors": []})
+    server.add("GET", "/slurm/v0.0.38/jobs", 200, json.dumps(answer, indent=2).encode())
+    h = _ready_helper() if helper else None
+    src = SlurmSchedulerSource(SlurmClient.from_url(server.url, version="v0.0.38"),
+                               use_update_time=False)
+    with pytest.raises(SourceError) as ei:
+        src.fetch()
+    assert ei.value.kind is ErrorKind.BAD_PAYLOAD
+    assert ei.value.message == (f"unexpected job shape from {src.client.http.host} "
+                                f"({type(whole_error.value).__name__})")
+    assert [r["path"] for r in server.requests].count("/slurm/v0.0.38/jobs") == 1
+    if h is not None:
+        assert h.alive and decode_helper.acquire() is h
