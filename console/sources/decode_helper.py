@@ -102,19 +102,20 @@ class TableHelper:
         self._free = list(range(SLOTS))
         self._slot_of: dict[int, int] = {}  # ticket -> slot it occupies
         self._mine: set[int] = set()  # tickets of the current owner's stream
-        self._done: dict[int, Any] = {}  # ticket -> table, or the ValueError to raise
+        #: ticket -> its table (or `JobsRefused`), or the ValueError to raise
+        self._done: dict[int, Any] = {}
         self._next = 0
-        self.started = time.monotonic()
 
     # ---- parent side ------------------------------------------------------------------------
 
     def wait_ready(self, timeout_s: float) -> bool:
         """Wait until the helper has started (tests; a stream never waits for it)."""
         deadline = time.monotonic() + timeout_s
-        while not self.ready and not self.broken and time.monotonic() < deadline:
+        while not self.ready and not self.broken:
             try:
-                if self._conn.poll(min(0.05, max(0.0, deadline - time.monotonic()))):
-                    self._receive()
+                if not self._conn.poll(max(0.0, deadline - time.monotonic())):
+                    break  # (blocks until a message comes or the time is up)
+                self._receive()
             except OSError as exc:
                 self._fail(f"its socket failed ({exc})")
         return self.ready and not self.broken

@@ -31,6 +31,7 @@ import numpy as np
 from console.categories import FirstSeen
 from console.model import JobTable
 from console.sources import decode_helper
+from console.sources.slurm_parse import JobsRefused, parse_jobs, table_of_run
 from console.sources.stream_json import ListStream
 
 __all__ = ["JobTableStream", "concat_job_tables"]
@@ -67,8 +68,6 @@ def concat_job_tables(parts: Sequence[JobTable]) -> JobTable:
     if len(parts) == 1:
         return parts[0]
     if not parts:
-        from console.sources.slurm_parse import parse_jobs
-
         return parse_jobs([])
 
     def cat(name: str) -> np.ndarray:
@@ -97,7 +96,7 @@ class JobTableStream(ListStream):
 
     Each run of items becomes a table here (decoded, then tabulated while in cache) or in the
     helper process; `finish` joins them in order. ``helper`` False keeps everything in this
-    process (tests, and the whole-answer comparisons of the benchmark).
+    process (tests; the console turns the helper off with ``AISC_CONSOLE_DECODE_HELPER=0``).
     """
 
     def __init__(self, key: str, item_type: Any, answer_type: Any, min_run: int = TABLE_RUN,
@@ -132,8 +131,6 @@ class JobTableStream(ListStream):
                     self._parts.append(ticket)
                     self.sent += 1
                     return
-        from console.sources.slurm_parse import JobsRefused, table_of_run
-
         items = self._items.decode(run)  # a run that is no JSON array raises: ListStream decides
         try:
             self._parts.append(table_of_run(items))
@@ -142,8 +139,6 @@ class JobTableStream(ListStream):
 
     def _result(self) -> Any:
         """The jobs as one table, or the first run's `JobsRefused` if the table refused one."""
-        from console.sources.slurm_parse import JobsRefused
-
         try:
             parts = [p if not isinstance(p, int) else self._collect(p) for p in self._parts]
         finally:

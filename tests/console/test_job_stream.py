@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -66,7 +67,8 @@ def _feed_paced(s: JobTableStream, h: decode_helper.TableHelper, body: bytes, ch
         s.feed(body[i:i + chunk])
         deadline = time.monotonic() + 30
         while h._slot_of and not h.broken and time.monotonic() < deadline:
-            h._drain()
+            if h._conn.poll(max(0.0, deadline - time.monotonic())):  # blocks until a table comes
+                h._drain()
     return s.finish()
 
 
@@ -222,9 +224,10 @@ def test_a_helper_that_dies_mid_answer_makes_the_stream_give_up_and_is_started_a
     os.kill(h.pid, signal.SIGSTOP)  # runs handed over are not answered
     s = _stream(min_run=16 * 1024, helper=True)
     i = 0
-    while not s.sent:
+    while not s.sent and i < len(body):
         s.feed(body[i:i + 4096])
         i += 4096
+    assert s.sent  # a run is in the stopped helper's hands
     os.kill(h.pid, signal.SIGKILL)
     for j in range(i, len(body), 4096):
         s.feed(body[j:j + 4096])
@@ -267,10 +270,7 @@ def test_an_abandoned_answer_gives_the_helper_back() -> None:
 def test_the_helper_exits_when_its_socket_closes_and_shutdown_leaves_nothing() -> None:
     h = _ready_helper()
     h._conn.close()  # as the kernel does when this process dies
-    deadline = time.monotonic() + 10
-    while h._proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert h._proc.poll() == 0
+    assert h._proc.wait(10) == 0  # (TimeoutExpired if it does not exit)
     decode_helper.shutdown()
     assert decode_helper._HELPER is None
 
@@ -325,22 +325,27 @@ def test_the_helper_exits_when_its_parent_is_killed() -> None:
             "h = decode_helper.acquire()\n"
             "assert h is not None and h.wait_ready(60), 'no helper'\n"
             "print(h.pid, flush=True)\n"
-            "time.sleep(120)\n")
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+            "sys.stdin.read()\n")  # holds until killed (its stdin stays open)
+    parent = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True,
                               cwd=Path(__file__).resolve().parents[2])
     try:
         assert parent.stdout is not None
         helper_pid = int(parent.stdout.readline())
         assert _running(helper_pid)
-        parent.kill()
-        parent.wait(10)
-        deadline = time.monotonic() + 10
-        while _running(helper_pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        exited = os.pidfd_open(helper_pid)  # readable once the helper has exited (not our child)
+        try:
+            parent.kill()
+            parent.wait(10)
+            assert select.select([exited], [], [], 10)[0] == [exited]
+        finally:
+            os.close(exited)
         assert not _running(helper_pid)
     finally:
         parent.kill()
         parent.wait(10)
+        assert parent.stdin is not None
+        parent.stdin.close()
 
 
 def _running(pid: int) -> bool:
