@@ -22,9 +22,10 @@ from console.actions import Actions
 from console.journal import Journal
 from console.model import JobState, NodeState, SchedulerUpdate
 from console.sources import http as http_mod
-from console.sources import slurm_parse
+from console.sources import decode_helper, slurm_parse
 from console.sources.base import ErrorKind, SourceError
 from console.sources.http import HttpClient
+from console.sources.job_stream import JobTableStream
 from console.sources.slurm import SlurmClient, SlurmSchedulerSource
 from console.sources.stream_json import ListStream
 
@@ -146,12 +147,20 @@ def test_jobs_and_pending_reasons_match_squeue(release_stack: Stack) -> None:
     assert_jobs_match_squeue(full_update(release_stack), release_stack)
 
 
-def test_jobs_decoded_in_many_small_runs_match_squeue(release_stack: Stack,
+@pytest.mark.parametrize("helper", [True, False], ids=["helper process", "one process"])
+def test_jobs_decoded_in_many_small_runs_match_squeue(release_stack: Stack, helper: bool,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The server's own answer, received in 997-byte chunks and decoded a few items at a time
     (the path every large answer takes; the test clusters' answers otherwise fit one run),
-    each run tabulated on its own (here or in the helper process) and the tables joined:
-    the same table, checked against squeue."""
+    each run tabulated on its own, in the decoding helper process or in this one, and the
+    tables joined: the same table, checked against squeue."""
+    monkeypatch.setenv("AISC_CONSOLE_DECODE_HELPER", "1" if helper else "0")
+    monkeypatch.setattr(decode_helper, "_cores", lambda: 2)
+    decode_helper.shutdown()
+    if helper:  # started and ready before the poll, as it is from the second large answer on
+        h = decode_helper.acquire()
+        assert h is not None and h.wait_ready(60), h and h.broken
+        decode_helper.release(h)
     real = slurm_parse.listing_stream
     streams: list[ListStream] = []
 
@@ -167,11 +176,17 @@ def test_jobs_decoded_in_many_small_runs_match_squeue(release_stack: Stack,
     assert http_mod._CHUNK > 997
     monkeypatch.setattr(http_mod, "_CHUNK", 997)
     monkeypatch.setattr(slurm_parse, "listing_stream", factory)
-    upd = full_update(release_stack)
+    try:
+        upd = full_update(release_stack)
+    finally:
+        decode_helper.shutdown()
     assert [s.key for s in streams] == ["nodes", "jobs"]
     assert not any(s.failed for s in streams), [s.why for s in streams]
     assert upd.jobs is not None and len(upd.jobs) == len(release_stack.info["jobs"])
-    assert streams[1].runs >= 5  # tabulated a few items at a time, as a large answer is
+    jobs_stream = streams[1]
+    assert isinstance(jobs_stream, JobTableStream)
+    assert jobs_stream.runs >= 5  # tabulated a few items at a time, as a large answer is
+    assert (jobs_stream.sent > 0) is helper  # runs went to the helper process, or none did
     assert_jobs_match_squeue(upd, release_stack)
 
 
